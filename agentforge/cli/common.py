@@ -1,0 +1,50 @@
+"""Helpers commands share: the migrated engine, the user's identity, flow running."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from agentforge.config import get_settings
+
+
+@lru_cache(maxsize=1)
+def engine() -> Engine:
+    """The configured database, migrated to the code's head (auto-upgrade; newer → error)."""
+    from agentforge.db import get_engine
+    from models.migrate import ensure_schema
+
+    eng = get_engine(get_settings())
+    ensure_schema(eng, auto_upgrade=True)
+    return eng
+
+
+def git_identity() -> tuple[str | None, str | None]:
+    def read(key: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() or None
+
+    return read("user.name"), read("user.email")
+
+
+def current_user_id() -> str:
+    return os.environ.get("AGENTFORGE_USER") or getpass.getuser()
+
+
+def run_flow(fn: Any, /, **kwargs: Any) -> Any:
+    """Run a Prefect flow in this process, quietly unless --verbose (imports Prefect lazily)."""
+    from agentforge.cli.output import STATE
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not STATE.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    return fn(**kwargs)

@@ -1,0 +1,83 @@
+"""The `agentforge` entry point: global flags, subcommands, and the error boundary."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agentforge import __version__
+from agentforge.cli import setup_cmds
+from agentforge.cli.output import STATE, print_error
+
+app = typer.Typer(
+    name="agentforge",
+    help="Git-native package manager and deployment orchestrator for AI agent components.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    json_output: bool = typer.Option(False, "--json", help="Machine-readable JSON output (any position)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and flow logs (any position)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    STATE.json = STATE.json or json_output
+    STATE.verbose = STATE.verbose or verbose
+
+
+app.command("init")(setup_cmds.init)
+app.command("doctor")(setup_cmds.doctor)
+app.add_typer(setup_cmds.db_app, name="db")
+
+
+def _register_optional() -> None:
+    """Command groups built in other modules; each imports nothing heavy at module level."""
+    from agentforge.cli import register
+
+    register(app)
+
+
+def run() -> None:
+    # --json / --verbose are global and accepted anywhere on the line (before a bare "--").
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:cut], argv[cut:]
+    if "--json" in head:
+        STATE.json = True
+        head = [a for a in head if a != "--json"]
+    if "--verbose" in head or "-v" in head:
+        STATE.verbose = True
+        head = [a for a in head if a not in ("--verbose", "-v")]
+    _register_optional()
+    try:
+        app(args=head + tail, prog_name="agentforge", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted.\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        sys.exit(print_error(exc))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,134 @@
+"""Settings: pydantic-settings with the env prefix ``AGENTFORGE_`` over a TOML config file.
+
+Precedence, highest first: values passed in code (CLI flags) > environment variables >
+the config file (``$XDG_CONFIG_HOME/agentforge/config.toml``, or ``AGENTFORGE_CONFIG_FILE``)
+> defaults. ``DATABASE_URL`` is honoured when ``AGENTFORGE_DATABASE_URL`` is not set.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agentforge.errors import ConfigError
+
+APP_NAME = "agentforge"
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_file() -> Path:
+    explicit = os.environ.get("AGENTFORGE_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+class TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the flat or sectioned TOML config file; ``[github] token = …`` → ``github_token``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        self._data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"{path}: not a valid TOML config file: {exc}",
+                    hint="Fix or remove the file; `agentforge doctor` shows which file is read.",
+                ) from exc
+            for key, value in raw.items():
+                if isinstance(value, dict):
+                    for sub, subvalue in value.items():
+                        self._data[f"{key}_{sub}".replace("-", "_")] = subvalue
+                else:
+                    self._data[key.replace("-", "_")] = value
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        known = set(self.settings_cls.model_fields)
+        return {k: v for k, v in self._data.items() if k in known}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTFORGE_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=default_home,
+                       description="Folder for mirrors, installs, bundles and the embedded database")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTFORGE_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; unset = embedded PostgreSQL under the home folder",
+    )
+    sync_concurrency: int = Field(default=4, ge=1, le=64, description="Repositories synced in parallel")
+    install_root: Path | None = Field(default=None, description="Where `install` materialises components")
+    github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL")
+    github_token: SecretStr | None = Field(default=None, description="Token for GitHub (prefer GITHUB_TOKEN)")
+    webhook_secret: SecretStr | None = Field(default=None, description="Global webhook HMAC secret")
+    sync_failure_backoff_seconds: int = Field(default=60, ge=0, description="Base back-off after a failed sync")
+    git_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlFileSource(settings_cls, default_config_file()))
+
+    # Derived locations (not settings themselves).
+    @property
+    def mirrors_dir(self) -> Path:
+        return self.home / "mirrors"
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.home / "bundles"
+
+    @property
+    def instances_dir(self) -> Path:
+        return self.home / "instances"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def effective_install_root(self) -> Path:
+        return (self.install_root or self.home / "installs").expanduser().absolute()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic ValidationError: name the setting at fault
+        raise ConfigError(f"invalid setting: {exc}", hint="Check AGENTFORGE_* variables and the config file.") from exc
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

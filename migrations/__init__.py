@@ -1,0 +1,1 @@
+"""Alembic environment and versions (a package so the scripts ship with an install)."""

@@ -1,0 +1,58 @@
+"""`init`, `doctor`, `db` through the real CLI, and its error format."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.helpers import cli
+
+
+def test_init_migrates_and_records_identity(engine, clean_db, tmp_path) -> None:
+    import sqlalchemy as sa
+
+    res = cli("--json", "init", env={"AGENTFORGE_HOME": str(tmp_path / "h"), "AGENTFORGE_USER": "tester",
+                                     "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")})
+    assert res.code == 0, res.err
+    assert res.json()["revision"] == "0001"
+    assert (tmp_path / "h" / "mirrors").is_dir()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM user_settings WHERE user_id='tester'")).scalar() == 1
+    again = cli("init", env={"AGENTFORGE_HOME": str(tmp_path / "h"), "AGENTFORGE_USER": "tester"})
+    assert again.code == 0, again.err  # idempotent
+
+
+def test_doctor_masks_the_password(engine) -> None:
+    res = cli("doctor", "--json")
+    assert res.code == 0, res.err
+    facts = res.json()
+    assert facts["migration"] == facts["migration_head"]
+    assert facts["server_version"]
+    assert "git version" in facts["git"]
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("mysql://root@localhost/x", "DATABASE_URL_INVALID"),
+        ("postgresql://u:secretpw@127.0.0.1:notaport/x", "DATABASE_URL_INVALID"),
+        ("postgresql://u:secretpw@127.0.0.1:1/x", "DATABASE_UNREACHABLE"),
+    ],
+)
+def test_bad_database_url_is_a_clear_error(url: str, code: str) -> None:
+    res = cli("doctor", env={"AGENTFORGE_DATABASE_URL": url})
+    assert res.code == 2
+    assert f"agentforge: {code}" in res.err
+    assert "Hint:" in res.err
+    assert "Traceback" not in res.err
+    assert "secretpw" not in res.err + res.out
+
+
+def test_version_flag() -> None:
+    res = cli("--version")
+    assert res.code == 0 and res.out.startswith("agentforge ")
+
+
+def test_db_current(engine) -> None:
+    res = cli("db", "current", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["revision"] == res.json()["head"]
