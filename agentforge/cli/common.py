@@ -39,12 +39,19 @@ def current_user_id() -> str:
     return os.environ.get("AGENTFORGE_USER") or getpass.getuser()
 
 
-def run_flow(fn: Any, /, **kwargs: Any) -> Any:
-    """Run a Prefect flow in this process, quietly unless --verbose (imports Prefect lazily)."""
+def prepare_prefect() -> None:
+    """Environment for Prefect, set before its first import: quiet unless --verbose, no telemetry."""
     from agentforge.cli.output import STATE
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     if not STATE.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "ERROR")
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def run_flow(fn: Any, /, **kwargs: Any) -> Any:
+    """Run a Prefect flow in this process; a failed flow re-raises its error."""
+    engine()  # migrate (and start the embedded server) before Prefect spins up
     return fn(**kwargs)

@@ -1,0 +1,96 @@
+"""`ls` and `show`: read-only, straight from Postgres (no Prefect import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from agentforge.cli.common import engine
+from agentforge.cli.output import STATE, console, emit, table
+
+
+def _semver_sorted(versions: list[str]) -> list[str]:
+    from agentforge.core.constraints import sort_key
+
+    return sorted(versions, key=sort_key, reverse=True)
+
+
+def ls(
+    kind: str | None = typer.Option(None, "--type", help="tool | prompt | agent"),
+    repo: str | None = typer.Option(None, "--repo", help="Only this repository"),
+) -> None:
+    """List synced components: latest version, other versions, repository, status."""
+    from agentforge.db import session_scope
+    from models.catalog import catalog
+
+    if kind and kind.lower() not in ("tool", "prompt", "agent"):
+        from agentforge.errors import AgentForgeError
+
+        raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID")
+    with session_scope(engine()) as session:
+        lines = catalog(session=session, kind=kind, repository=repo)
+    data = []
+    for line in lines:
+        versions = _semver_sorted(line.versions)
+        data.append({"name": line.name, "type": line.kind, "repository": line.repository,
+                     "latest": versions[0] if versions else line.tip_version, "versions": versions,
+                     "status": line.status, "installed": line.installed_version})
+    if STATE.json:
+        emit(data)
+        return
+    if not data:
+        console.print("No components yet: `agentforge repo add URL` then `agentforge sync`.")
+        return
+    console.print(table(["component", "type", "latest", "other versions", "repository", "status"],
+                        [(d["name"], d["type"], d["latest"] or "-", ", ".join(d["versions"][1:6]) +
+                          (" …" if len(d["versions"]) > 6 else ""), d["repository"], d["status"]) for d in data]))
+
+
+def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION]")) -> None:
+    """Show one component version: definition, commit, tree, tags, install state."""
+    from agentforge.core.constraints import sort_key
+    from agentforge.core.yamlio import dump_yaml
+    from agentforge.db import session_scope
+    from agentforge.errors import NotFound
+    from models.catalog import component_versions
+
+    name, _, version = ref.partition("@")
+    repo = None
+    if "/" in name:
+        repo, _, name = name.rpartition("/")
+    with session_scope(engine()) as session:
+        rows = component_versions(session=session, name=name, repository=repo)
+    repos = sorted({r.repository for r in rows})
+    if len(repos) > 1:
+        raise NotFound(f"{name!r} exists in several repositories: {', '.join(repos)}",
+                       code="AMBIGUOUS_COMPONENT", hint=f"Use REPO/{name}, e.g. {repos[0]}/{name}.")
+    releases = [r for r in rows if r.is_release]
+    if version:
+        chosen = [r for r in rows if r.version == version and (r.is_release or not releases)] or \
+                 [r for r in rows if r.version == version]
+        if not chosen:
+            raise NotFound(f"{name} has no version {version!r}",
+                           hint="Versions: " + ", ".join(_semver_sorted(sorted({r.version for r in releases}))))
+    else:
+        chosen = sorted(releases or rows, key=lambda r: sort_key(r.version), reverse=True)
+    row = chosen[0]
+    data: dict[str, Any] = {
+        "name": row.name, "type": row.kind, "version": row.version, "repository": row.repository,
+        "repository_url": row.repository_url, "path": row.path, "commit": row.commit, "tree": row.tree,
+        "tags": row.tags, "release": row.is_release, "reused_version": row.is_reused,
+        "installed": row.is_installed, "install_path": row.install_path, "status": row.sync_status,
+        "versions": _semver_sorted(sorted({r.version for r in releases})), "definition": row.definition,
+    }
+    if STATE.json:
+        emit(data)
+        return
+    facts = [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in data.items()
+             if k != "definition" and v not in (None, [], "")]
+    console.print(table(["field", "value"], facts, title=f"{row.name} {row.version}"))
+    console.print(dump_yaml(row.definition), markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ls")(ls)
+    app.command("show")(show)

@@ -1,0 +1,167 @@
+"""`repo add|ls|show|rm|accept-tag` and `sync`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from agentforge.cli.common import engine, prepare_prefect, run_flow
+from agentforge.cli.output import STATE, console, emit, err_console, table
+
+repo_app = typer.Typer(help="Register and inspect component repositories.", no_args_is_help=True)
+
+
+@repo_app.command("add")
+def repo_add(
+    url: str = typer.Argument(..., help="o/r, github.com/o/r, https://host/o/r(.git), git@host:o/r.git, "
+                                        "file:///abs/path or /abs/path"),
+    name: str | None = typer.Option(None, "--name", help="Short name (default: last path segment)"),
+    type: str | None = typer.Option(None, "--type", help="tools | prompts | agents | compositions | mixed"),
+    branch: str | None = typer.Option(None, "--branch", help="Branch to track (default: the remote's HEAD)"),
+    allow_insecure: bool = typer.Option(False, "--allow-insecure", help="Allow plain http:// URLs"),
+    no_check: bool = typer.Option(False, "--no-check", help="Do not contact the remote now"),
+) -> None:
+    """Register a repository (idempotent for the same name and URL)."""
+    from agentforge.services.repos import add_repository
+
+    engine()
+    added = add_repository(url, name=name, type=type, branch=branch, allow_insecure=allow_insecure,
+                           check=not no_check)
+    verb = "Registered" if added.created else "Already registered:"
+    emit(added.model_dump(), f"{verb} {added.name} → {added.url}\nNext: agentforge sync {added.name}")
+
+
+@repo_app.command("ls")
+def repo_ls() -> None:
+    """List registered repositories with their sync state."""
+    from agentforge.db import session_scope
+    from models import repositories as repos_q
+
+    with session_scope(engine()) as session:
+        repos = repos_q.list_repositories(session=session)
+        counts = repos_q.component_counts(session=session)
+        data = [
+            {"name": r.name, "url": r.url, "type": r.type.value, "status": r.sync_status.value,
+             "default_branch": r.default_branch, "last_sync": r.last_sync, "active": r.is_active,
+             "components": counts.get(r.id, (0, 0))[0], "last_error": r.last_error}
+            for r in repos
+        ]
+    emit(data, table(["name", "url", "type", "status", "components", "last sync"],
+                     [(d["name"], d["url"], d["type"], d["status"], d["components"],
+                       d["last_sync"].strftime("%Y-%m-%d %H:%M:%S") if d["last_sync"] else "never")
+                      for d in data]) if data else "No repositories yet. Add one with `agentforge repo add URL`.")
+
+
+@repo_app.command("show")
+def repo_show(name: str = typer.Argument(...)) -> None:
+    """Show one repository: sync state, tags (with moved ones), last operations."""
+    import sqlalchemy as sa
+
+    from agentforge.db import session_scope
+    from models import RepositoryTag, SyncOperation
+    from models import repositories as repos_q
+
+    with session_scope(engine()) as session:
+        repo = repos_q.get_repository(session=session, name=name)
+        counts = repos_q.component_counts(session=session).get(repo.id, (0, 0))
+        tags = session.scalars(sa.select(RepositoryTag).where(RepositoryTag.repository_id == repo.id)
+                               .order_by(RepositoryTag.tag)).all()
+        ops = session.scalars(sa.select(SyncOperation).where(SyncOperation.repository_id == repo.id)
+                              .order_by(SyncOperation.created_at.desc()).limit(5)).all()
+        data: dict[str, Any] = {
+            "name": repo.name, "url": repo.url, "type": repo.type.value, "status": repo.sync_status.value,
+            "default_branch": repo.default_branch, "last_sync": repo.last_sync, "active": repo.is_active,
+            "format": repo.source_format, "manifest_hash": repo.manifest_hash, "last_error": repo.last_error,
+            "components": counts[0], "component_rows": counts[1],
+            "tags": [{"tag": t.tag, "commit": t.first_commit, "state": t.state.value,
+                      "current_commit": t.current_commit} for t in tags],
+            "operations": [{"status": o.status.value, "started_at": o.started_at, "message": o.message,
+                            "error": o.error_message, "target_commit": o.target_commit} for o in ops],
+        }
+    if STATE.json:
+        emit(data)
+        return
+    rows = [(k, data[k]) for k in ("name", "url", "type", "status", "default_branch", "last_sync", "format",
+                                   "components", "component_rows", "last_error") if data[k] is not None]
+    console.print(table(["field", "value"], rows, title=f"repository {name}"))
+    if data["tags"]:
+        console.print(table(["tag", "commit", "state", "now at"],
+                            [(t["tag"], t["commit"][:12], t["state"], (t["current_commit"] or "")[:12]
+                              if t["state"] != "OK" else "") for t in data["tags"]], title="release tags"))
+    for op in data["operations"][:1]:
+        if op["error"]:
+            console.print("[bold]Problems in the last sync:[/]")
+            console.print(op["error"], markup=False)
+
+
+@repo_app.command("rm")
+def repo_rm(name: str = typer.Argument(...),
+            force: bool = typer.Option(False, "--force", help="Remove even with installed components")) -> None:
+    """Unregister a repository and delete its mirror."""
+    from agentforge.services.repos import remove_repository
+
+    engine()
+    remove_repository(name, force=force)
+    emit({"removed": name}, f"Removed {name}")
+
+
+@repo_app.command("accept-tag")
+def repo_accept_tag(name: str = typer.Argument(...), tag: str = typer.Argument(...)) -> None:
+    """Accept a moved release tag's new commit (the next sync reads it)."""
+    from agentforge.db import session_scope
+    from models import repositories as repos_q
+
+    with session_scope(engine()) as session:
+        repo = repos_q.get_repository(session=session, name=name)
+        entry = repos_q.accept_tag(session=session, repository_id=repo.id, tag=tag)
+    emit({"repository": name, "tag": tag, "commit": entry.first_commit},
+         f"Accepted {tag} at {entry.first_commit[:12]}; run `agentforge sync {name}` to read it.")
+
+
+def sync(names: list[str] | None = typer.Argument(None, help="Repositories (default: all)")) -> None:
+    """Sync repositories: one batched ref check, then fetch and read only what moved."""
+    prepare_prefect()
+    engine()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    from agentforge.core.events import subscribe
+    from flows.sync import sync_repositories
+
+    show = not STATE.json and err_console.is_terminal
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        console=err_console, transient=True, disable=not show)
+    job = progress.add_task("checking remotes", total=None)
+
+    def on_event(event: str, data: dict[str, Any]) -> None:
+        if event == "sync.planned":
+            progress.update(job, description=f"syncing {data['to_sync']} changed of {data['total']}",
+                            total=max(1, data["to_sync"]), completed=0)
+        elif event == "sync.repo.started":
+            progress.update(job, description=f"syncing {data['name']}")
+        elif event == "sync.repo.finished":
+            progress.advance(job)
+
+    unsubscribe = subscribe(on_event)
+    try:
+        with progress:
+            results = run_flow(sync_repositories, names=list(names or []) or None)
+    finally:
+        unsubscribe()
+    data = [r.model_dump() for r in results]
+    if STATE.json:
+        emit(data)
+    else:
+        console.print(table(["repository", "status", "new rows", "releases", "detail"],
+                            [(r.name, r.status, r.new_components or "", r.releases or "",
+                              r.error or r.message) for r in results], title="sync"))
+        for r in results:
+            for p in r.problems:
+                console.print(f"  ⚠ {r.name}: {p}", markup=False)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(repo_app, name="repo")
+    app.command("sync")(sync)

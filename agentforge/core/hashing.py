@@ -1,0 +1,43 @@
+"""Content hashes used by lock files and the database (FORMATS.md §5)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from agentforge.core.yamlio import canonical_json
+
+__all__ = ["component_checksum", "manifest_hash", "sha256_hex"]
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def component_checksum(files: Iterable[tuple[str, bytes]]) -> str:
+    """``sha256:`` + hex SHA-256 of the lines ``<sha256 hex of content>  <relpath>\\n``.
+
+    Lines are sorted by relative path (``/`` separators, plain code-point order, which is the
+    byte order of the UTF-8 paths), exactly as FORMATS.md §5 defines it, so anyone can
+    recompute the checksum with ``sha256sum`` over a checkout. Paths are taken as given: the
+    caller passes them relative to the component folder. A path holding a newline or a
+    backslash, or listed twice, would make the line format ambiguous and is refused.
+    """
+    entries: dict[str, bytes] = {}
+    for relpath, content in files:
+        if "\n" in relpath or "\r" in relpath or "\\" in relpath or not relpath:
+            raise ValueError(f"file path {relpath!r} cannot be checksummed (empty, newline or backslash)")
+        if relpath in entries:
+            raise ValueError(f"file path {relpath!r} listed twice")
+        entries[relpath] = content
+    digest = hashlib.sha256()
+    for relpath in sorted(entries):
+        digest.update(f"{sha256_hex(entries[relpath])}  {relpath}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def manifest_hash(obj: Any) -> str:
+    """Hex SHA-256 of the canonical JSON of ``obj`` (change detection for stored documents)."""
+    return sha256_hex(canonical_json(obj).encode("utf-8"))

@@ -1,0 +1,1164 @@
+"""The git adapter: remote listing, bare mirrors, fast object reads and exports.
+
+Everything AgentForge knows about a component repository comes through this module. It
+runs the ``git`` binary through GitPython and translates every ``GitCommandError`` into
+:class:`~agentforge.errors.GitError` (permanent) or :class:`~agentforge.errors.GitUnreachable`
+(network or lock contention, ``retryable=True``), with tokens redacted.
+
+Security rules applied to every git process started here:
+
+* ``GIT_TERMINAL_PROMPT=0`` (a missing credential fails instead of hanging a worker),
+  ``GIT_ALLOW_PROTOCOL=file:https:ssh`` (plus ``http`` only when the caller allows it) and
+  ``protocol.ext.allow=never``, so an ``ext::``/``fd::`` URL from a manifest can never run
+  a command; URLs are also checked up front by :func:`check_remote_url`.
+* Credentials never appear in a URL, on a command line or in any git config file. They
+  reach git only through the environment of the one process that needs them: see
+  :class:`GitCredentials`.
+* ``--`` separates options from URLs wherever git accepts it.
+
+Reading objects: a :class:`RepositoryMirror` keeps two persistent ``git cat-file
+--batch``/``--batch-check`` processes (GitPython's persistent commands), so reading every
+``component.yaml`` at every release tag costs no process per file. Tree objects are parsed
+in Python and cached by id (trees are immutable, and most subtrees are shared between tags).
+A mirror is not thread-safe: use one per thread (``ls_remote_many`` needs no mirror).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import git
+from git.exc import GitCommandError
+
+from agentforge.errors import GitError, GitUnreachable, redact
+
+__all__ = [
+    "FetchResult",
+    "GitCredentials",
+    "PathResolution",
+    "RefUpdate",
+    "RemoteRefs",
+    "RepositoryMirror",
+    "TreeEntry",
+    "check_remote_url",
+    "create_repository_from_snapshots",
+    "ls_remote_many",
+]
+
+PIN_NAMESPACE = "refs/forge/pins/"
+#: Where the remote's default branch is recorded (a symref to ``refs/heads/<branch>``).
+REMOTE_HEAD_REF = "refs/remotes/origin/HEAD"
+_FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+_LS_REMOTE_PATTERNS = ("HEAD", "refs/heads/*", "refs/tags/*")
+
+MODE_TREE = "040000"
+MODE_SYMLINK = "120000"
+MODE_SUBMODULE = "160000"
+MODE_FILE = "100644"
+MODE_EXECUTABLE = "100755"
+
+_HEX_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_TRANSPORT_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)")
+_MAX_SYMLINK_HOPS = 40
+
+# stderr fragments, lower-cased. Checked in order: "not found"-like answers first, since a
+# missing repository on GitHub also ends with "could not read from remote repository".
+_PERMANENT_PATTERNS = (
+    ("repository not found", "GIT_REPOSITORY_NOT_FOUND"),
+    ("does not appear to be a git repository", "GIT_REPOSITORY_NOT_FOUND"),
+    ("not a git repository", "GIT_REPOSITORY_NOT_FOUND"),
+    ("returned error: 404", "GIT_REPOSITORY_NOT_FOUND"),
+    ("transport '", "GIT_URL_REJECTED"),
+    ("unsupported protocol", "GIT_URL_REJECTED"),
+    ("authentication failed", "GIT_AUTH_FAILED"),
+    ("returned error: 401", "GIT_AUTH_FAILED"),
+    ("returned error: 403", "GIT_AUTH_FAILED"),
+    ("terminal prompts disabled", "GIT_AUTH_FAILED"),
+    ("could not read username", "GIT_AUTH_FAILED"),
+    ("permission denied (publickey", "GIT_AUTH_FAILED"),
+    ("host key verification failed", "GIT_AUTH_FAILED"),
+    ("not our ref", "GIT_COMMIT_UNAVAILABLE"),
+    ("unadvertised object", "GIT_COMMIT_UNAVAILABLE"),
+    ("couldn't find remote ref", "GIT_REF_NOT_FOUND"),
+    ("upload-pack: not our ref", "GIT_COMMIT_UNAVAILABLE"),
+)
+_RETRYABLE_PATTERNS = (
+    "could not resolve host",
+    "temporary failure in name resolution",
+    "connection refused",
+    "connection reset",
+    "connection timed out",
+    "operation timed out",
+    "timed out",
+    "timeout:",
+    "failed to connect",
+    "network is unreachable",
+    "early eof",
+    "the remote end hung up",
+    "rpc failed",
+    "unexpected disconnect",
+    "returned error: 429",
+    "returned error: 500",
+    "returned error: 502",
+    "returned error: 503",
+    "returned error: 504",
+    "gnutls",
+    "ssl_",
+    "tls connection",
+    "index.lock",
+    ".lock': file exists",
+    "cannot lock ref",
+    "unable to create '",
+    "could not read from remote repository",
+)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+_ASKPASS_SCRIPT = """#!/bin/sh
+# AgentForge GIT_ASKPASS helper. It holds no secret: it answers git's prompt from the
+# environment of the single git process that asked, which AgentForge sets per call.
+case "$1" in
+  [Uu]sername*) printf '%s\\n' "$AGENTFORGE_GIT_USERNAME" ;;
+  *) printf '%s\\n' "$AGENTFORGE_GIT_PASSWORD" ;;
+esac
+"""
+_askpass_lock = threading.Lock()
+_askpass_path: Path | None = None
+
+
+def _askpass_helper() -> Path:
+    """Write the (secret-free) askpass script once per process, in a private folder."""
+    global _askpass_path
+    with _askpass_lock:
+        if _askpass_path is None or not _askpass_path.exists():
+            folder = Path(tempfile.mkdtemp(prefix="agentforge-askpass-"))
+            script = folder / "askpass.sh"
+            script.write_text(_ASKPASS_SCRIPT, encoding="utf-8")
+            script.chmod(0o700)
+            _askpass_path = script
+        return _askpass_path
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """An HTTPS token for git, delivered through the environment only.
+
+    git asks ``GIT_ASKPASS`` for a username and a password; the helper script answers from
+    ``AGENTFORGE_GIT_USERNAME`` / ``AGENTFORGE_GIT_PASSWORD``, which are set in the
+    environment of the one git process that talks to the remote. ``credential.helper`` is
+    reset (through ``GIT_CONFIG_COUNT`` environment config) so no configured helper such as
+    ``store`` ever writes the token to disk. Nothing lands in the mirror's config, the URL,
+    the command line (visible in ``ps``) or an error message (tokens are redacted).
+    For GitHub use ``username="x-access-token"`` and the token as ``token``.
+    """
+
+    token: str = field(repr=False)
+    username: str = "x-access-token"
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that hand this credential to git."""
+        return {
+            "GIT_ASKPASS": str(_askpass_helper()),
+            "AGENTFORGE_GIT_USERNAME": self.username,
+            "AGENTFORGE_GIT_PASSWORD": self.token,
+        }
+
+    def __repr__(self) -> str:
+        return f"GitCredentials(username={self.username!r}, token='***')"
+
+
+def _base_environment(*, allow_http: bool, credentials: GitCredentials | None) -> dict[str, str]:
+    """The environment every git process gets (see the module docstring for why)."""
+    config: list[tuple[str, str]] = [("protocol.ext.allow", "never"), ("protocol.fd.allow", "never")]
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": "file:https:ssh" + (":http" if allow_http else ""),
+        # BatchMode: ssh must fail rather than prompt for a passphrase or a host key.
+        "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+    }
+    if credentials is not None:
+        config.append(("credential.helper", ""))
+        env.update(credentials.environment())
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _secrets(credentials: GitCredentials | None) -> tuple[str, ...]:
+    return (credentials.token,) if credentials is not None else ()
+
+
+def _translate(
+    exc: GitCommandError,
+    *,
+    action: str,
+    url: str | None,
+    credentials: GitCredentials | None = None,
+) -> GitError:
+    """Map a failed git command to the most specific AgentForge error."""
+    secrets = _secrets(credentials)
+    stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr or "")
+    stderr = stderr.replace("\n  stderr: ", "").strip().strip("'").strip()
+    detail = redact(stderr, *secrets) or f"git exited with status {exc.status}"
+    where = f" ({redact(url, *secrets)})" if url else ""
+    lowered = stderr.lower()
+    details = {"status": str(exc.status), "stderr": detail}
+    for fragment, code in _PERMANENT_PATTERNS:
+        if fragment in lowered:
+            hint = {
+                "GIT_REPOSITORY_NOT_FOUND": "Check the repository URL, and that your token can read it.",
+                "GIT_AUTH_FAILED": "Check the credentials configured for this repository.",
+                "GIT_URL_REJECTED": "Use an https://, ssh:// or file:// URL.",
+                "GIT_COMMIT_UNAVAILABLE": "The commit is gone from the remote; pick another version.",
+                "GIT_REF_NOT_FOUND": "The branch or tag does not exist on the remote.",
+            }.get(code)
+            return GitError(
+                f"git {action} failed{where}: {detail}",
+                code=code,
+                hint=hint,
+                retryable=False,
+                details=details,
+            )
+    if any(fragment in lowered for fragment in _RETRYABLE_PATTERNS):
+        return GitUnreachable(
+            f"git {action} failed{where}: {detail}",
+            hint="A network or lock problem; the operation can be retried.",
+            details=details,
+        )
+    return GitError(f"git {action} failed{where}: {detail}", retryable=False, details=details)
+
+
+def _run(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    action: str,
+    cwd: Path | None = None,
+    url: str | None = None,
+    credentials: GitCredentials | None = None,
+    timeout: float | None = None,
+    istream: object | None = None,
+) -> bytes:
+    """Run one git command, return its stdout (bytes), translate failures."""
+    runner = git.Git(str(cwd) if cwd is not None else None)
+    try:
+        out = runner.execute(
+            [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
+            env=dict(env),
+            kill_after_timeout=timeout,
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+            istream=istream,  # type: ignore[arg-type]
+        )
+    except GitCommandError as exc:
+        raise _translate(exc, action=action, url=url, credentials=credentials) from exc
+    return out if isinstance(out, bytes) else str(out).encode()
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def check_remote_url(url: str, *, allow_http: bool = False) -> str:
+    """Return ``url`` if git may be pointed at it, else raise ``GitError`` (GIT_URL_REJECTED).
+
+    Accepted: ``https://``, ``ssh://``, ``file://``, scp-like ``git@host:o/r.git``, absolute
+    local paths, and ``http://`` when ``allow_http``. Refused: transport helpers
+    (``ext::``, ``fd::`` …), anything that git could read as an option, and any URL that
+    carries user info over http(s) (tokens go in :class:`GitCredentials`, never in a URL).
+    """
+
+    def reject(reason: str) -> GitError:
+        return GitError(
+            f"Repository URL {redact(url)!r} is not allowed: {reason}",
+            code="GIT_URL_REJECTED",
+            hint="Use an https://, ssh:// or file:// URL without credentials in it.",
+        )
+
+    if not url or url != url.strip() or any(ch in url for ch in "\n\r\0"):
+        raise reject("it is empty or holds whitespace/control characters")
+    if url.startswith("-"):
+        raise reject("it starts with '-'")
+    if _TRANSPORT_PREFIX.match(url):
+        raise reject("git transport helpers (such as ext::) are never allowed")
+    match = _SCHEME.match(url)
+    if match:
+        scheme = match.group(1).lower()
+        allowed = {"https", "ssh", "file"} | ({"http"} if allow_http else set())
+        if scheme not in allowed:
+            raise reject(f"the {scheme}:// protocol is not allowed")
+        authority = url[match.end() :].split("/", 1)[0]
+        if scheme in {"http", "https"} and "@" in authority:
+            raise reject("credentials in the URL; configure a token instead")
+        return url
+    if _SCP_LIKE.match(url) or url.startswith("/"):
+        return url
+    raise reject("it is neither an absolute URL nor an absolute path")
+
+
+# --------------------------------------------------------------------------- ls-remote
+
+
+@dataclass(frozen=True)
+class RemoteRefs:
+    """What a remote advertises: ``refs`` maps ``refs/heads/*`` and ``refs/tags/*`` to the
+    commit they reach (annotated tags peeled)."""
+
+    head_symref: str | None
+    refs: dict[str, str]
+
+    @property
+    def default_branch(self) -> str | None:
+        if self.head_symref and self.head_symref.startswith("refs/heads/"):
+            return self.head_symref.removeprefix("refs/heads/")
+        return None
+
+
+def _parse_ls_remote(output: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """Return (HEAD symref target, raw ref → object id, ref → peeled commit id)."""
+    head: str | None = None
+    raw: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        left, _, name = line.partition("\t")
+        if left.startswith("ref: "):
+            if name == "HEAD":
+                head = left.removeprefix("ref: ").strip()
+            continue
+        if name == "HEAD":
+            continue
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = left
+        else:
+            raw[name] = left
+    resolved = {name: peeled.get(name, sha) for name, sha in raw.items()}
+    return head, raw, resolved
+
+
+def _ls_remote(
+    url: str, *, credentials: GitCredentials | None, timeout: float | None, allow_http: bool, cwd: Path
+) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    env = _base_environment(allow_http=allow_http, credentials=credentials)
+    # ls-remote needs no repository; keep git from discovering one above the cwd.
+    env["GIT_CEILING_DIRECTORIES"] = str(cwd.parent)
+    out = _run(
+        ["ls-remote", "--symref", "--", url, *_LS_REMOTE_PATTERNS],
+        env=env,
+        action="ls-remote",
+        cwd=cwd,
+        url=url,
+        credentials=credentials,
+        timeout=timeout,
+    )
+    return _parse_ls_remote(out.decode("utf-8", "surrogateescape"))
+
+
+def ls_remote_many(
+    urls: Sequence[str],
+    *,
+    concurrency: int = 8,
+    credentials: GitCredentials | None = None,
+    timeout: float = 60,
+    allow_http: bool = False,
+) -> dict[str, RemoteRefs | GitError]:
+    """List heads, tags and HEAD of many remotes at once (threads, one ``ls-remote`` each).
+
+    A failing remote yields its ``GitError`` in the result; the others are unaffected. Sync
+    uses this to skip fetching the repositories whose refs did not move.
+    """
+    results: dict[str, RemoteRefs | GitError] = {}
+    unique = list(dict.fromkeys(urls))
+    with tempfile.TemporaryDirectory(prefix="agentforge-ls-remote-") as scratch:
+        cwd = Path(scratch)
+
+        def one(url: str) -> RemoteRefs | GitError:
+            try:
+                check_remote_url(url, allow_http=allow_http)
+                head, _raw, refs = _ls_remote(
+                    url, credentials=credentials, timeout=timeout, allow_http=allow_http, cwd=cwd
+                )
+            except GitError as exc:
+                return exc
+            return RemoteRefs(head_symref=head, refs=refs)
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="ls-remote") as pool:
+            for url, outcome in zip(unique, pool.map(one, unique), strict=True):
+                results[url] = outcome
+    return results
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """A ref whose target moved during a fetch; ``forced`` = not a fast-forward (a moved tag
+    is always forced: released versions are supposed to be immutable)."""
+
+    old: str
+    new: str
+    forced: bool
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a fetch changed; commit ids are peeled (tags resolved to their commit)."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    updated: dict[str, RefUpdate] = field(default_factory=dict)
+    deleted: dict[str, str] = field(default_factory=dict)
+    default_branch: str | None = None
+    fetched: bool = True  # False when ls-remote showed nothing new, so no fetch was run
+
+    @property
+    def forced(self) -> list[str]:
+        return sorted(name for name, update in self.updated.items() if update.forced)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """A file below a folder: ``path`` relative to the folder, ``/``-separated."""
+
+    path: str
+    mode: str
+    sha: str
+    size: int | None
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.mode == MODE_SYMLINK
+
+    @property
+    def is_submodule(self) -> bool:
+        return self.mode == MODE_SUBMODULE
+
+    @property
+    def is_executable(self) -> bool:
+        return self.mode == MODE_EXECUTABLE
+
+
+@dataclass(frozen=True)
+class PathResolution:
+    """Where a path leads inside a commit's tree, following symlinks the way a checkout would.
+
+    ``symlinks`` lists every symlink passed through (tree paths); ``escapes`` is True when a
+    symlink target leaves the tree (absolute, or ``..`` above the root), in which case
+    ``kind`` is ``"escapes"``. Sync refuses manifest paths with ``escapes`` (and may refuse
+    any with ``through_symlink``).
+    """
+
+    path: str
+    kind: Literal["blob", "tree", "symlink", "submodule", "missing", "escapes"]
+    resolved: str | None
+    object_id: str | None
+    mode: str | None
+    symlinks: tuple[str, ...] = ()
+
+    @property
+    def escapes(self) -> bool:
+        return self.kind == "escapes"
+
+    @property
+    def through_symlink(self) -> bool:
+        return bool(self.symlinks)
+
+    @property
+    def exists(self) -> bool:
+        return self.kind not in ("missing", "escapes")
+
+
+def _normalize_relpath(path: str, *, what: str = "path") -> list[str]:
+    """Split a repository-relative path; refuse absolute paths and ``..``."""
+    if "\n" in path or "\0" in path:
+        raise GitError(f"Invalid {what} {path!r}: control characters", code="GIT_PATH_INVALID")
+    if path.startswith("/"):
+        raise GitError(f"Invalid {what} {path!r}: must be relative", code="GIT_PATH_INVALID")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise GitError(f"Invalid {what} {path!r}: '..' is not allowed", code="GIT_PATH_INVALID")
+    return parts
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+def _check_commit_id(commit: str) -> str:
+    if not _HEX_ID.match(commit):
+        raise GitError(
+            f"{commit!r} is not a full commit id", code="GIT_COMMIT_INVALID", hint="Pass a 40-hex commit id."
+        )
+    return commit
+
+
+def _parse_tree(data: bytes, id_len: int) -> dict[str, tuple[str, str]]:
+    """Parse a raw tree object: name → (6-digit mode, object id)."""
+    entries: dict[str, tuple[str, str]] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        mode = data[pos:space].decode("ascii").rjust(6, "0")
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (mode, data[nul + 1 : nul + 1 + id_len].hex())
+        pos = nul + 1 + id_len
+    return entries
+
+
+# --------------------------------------------------------------------------- the mirror
+
+
+class RepositoryMirror:
+    """A bare mirror of one remote: its branches and tags, plus commits we pinned.
+
+    Layout: ``refs/heads/*`` and ``refs/tags/*`` mirror the remote (fetched with
+    ``--prune --force``); ``refs/forge/pins/<sha>`` keep locked/installed commits alive
+    (outside the fetch refspecs, so never pruned); ``refs/remotes/origin/HEAD`` is a symref to
+    the remote's default branch. The remote URL is stored plain; credentials are passed per
+    call (see :class:`GitCredentials`).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        url: str,
+        *,
+        credentials: GitCredentials | None = None,
+        allow_http: bool = False,
+        timeout: float = 600,
+    ) -> None:
+        self.path = Path(path)
+        self.url = check_remote_url(url, allow_http=allow_http)
+        self._credentials = credentials
+        self._allow_http = allow_http
+        self._timeout = timeout
+        self._cat: git.Git | None = None
+        self._trees: dict[str, dict[str, tuple[str, str]]] = {}
+
+    # ---- plumbing
+
+    def __enter__(self) -> RepositoryMirror:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RepositoryMirror({str(self.path)!r}, {redact(self.url)!r})"
+
+    def _env(self, *, network: bool = False) -> dict[str, str]:
+        env = _base_environment(allow_http=self._allow_http, credentials=self._credentials if network else None)
+        env["GIT_DIR"] = str(self.path)
+        return env
+
+    def _git(self, *args: str, action: str, network: bool = False) -> bytes:
+        if not self.exists():
+            raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING", hint="Call ensure() first.")
+        return _run(
+            args,
+            env=self._env(network=network),
+            action=action,
+            cwd=self.path,
+            url=self.url if network else None,
+            credentials=self._credentials if network else None,
+            timeout=self._timeout,
+        )
+
+    def _catfile(self) -> git.Git:
+        if self._cat is None:
+            if not self.exists():
+                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING")
+            cat = git.Git(str(self.path))
+            cat.update_environment(**self._env())
+            self._cat = cat
+        return self._cat
+
+    def _header(self, name: str) -> tuple[str, str, int] | None:
+        """(id, type, size) of an object expression, or None when git says "missing"."""
+        if "\n" in name:
+            return None
+        try:
+            object_id, kind, size = self._catfile().get_object_header(name)
+        except ValueError:
+            return None
+        # GitPython hands back bytes from the persistent process despite its str annotation.
+        return _text(object_id), _text(kind), int(size)
+
+    def _data(self, object_id: str) -> bytes:
+        try:
+            return self._catfile().get_object_data(object_id)[3]
+        except ValueError as exc:
+            raise GitError(f"Object {object_id} is missing from {self.path}", code="GIT_OBJECT_MISSING") from exc
+
+    def _tree(self, tree_id: str) -> dict[str, tuple[str, str]]:
+        cached = self._trees.get(tree_id)
+        if cached is None:
+            cached = _parse_tree(self._data(tree_id), len(tree_id) // 2)
+            self._trees[tree_id] = cached
+        return cached
+
+    def _root_tree(self, commit: str) -> str:
+        header = self._header(f"{commit}^{{tree}}")
+        if header is None:
+            raise GitError(
+                f"Commit {commit} is not in the mirror of {redact(self.url)}",
+                code="GIT_COMMIT_NOT_FOUND",
+                hint="Fetch the repository (or fetch_commit) first.",
+            )
+        return header[0]
+
+    def close(self) -> None:
+        """Stop the persistent cat-file processes (they restart on the next read)."""
+        if self._cat is not None:
+            self._cat.clear_cache()
+            self._cat = None
+
+    # ---- lifecycle
+
+    def exists(self) -> bool:
+        return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
+
+    def ensure(self) -> None:
+        """Create the bare mirror if needed and (re)set its remote URL. Idempotent."""
+        if not self.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            env = _base_environment(allow_http=self._allow_http, credentials=None)
+            _run(
+                ["init", "--bare", "--quiet", "--", str(self.path)],
+                env=env,
+                action="init",
+                cwd=self.path.parent,
+            )
+            self._git("config", "core.logAllRefUpdates", "false", action="config")
+        current = self._config_get("remote.origin.url")
+        if current != self.url:
+            self._git("config", "remote.origin.url", self.url, action="config")
+
+    def _config_get(self, key: str) -> str | None:
+        try:
+            return self._git("config", "--get", key, action="config").decode().strip() or None
+        except GitError:
+            return None
+
+    # ---- refs
+
+    def _for_each_ref(self, *patterns: str) -> dict[str, tuple[str, str]]:
+        """ref → (raw object id, peeled commit id)."""
+        out = self._git(
+            "for-each-ref",
+            "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)",
+            *patterns,
+            action="for-each-ref",
+        ).decode("utf-8", "surrogateescape")
+        refs: dict[str, tuple[str, str]] = {}
+        for line in out.splitlines():
+            parts = line.split(" ", 4)
+            if len(parts) != 5:
+                continue
+            raw, kind, peeled, peeled_kind, name = parts
+            if kind == "commit":
+                refs[name] = (raw, raw)
+            elif kind == "tag" and peeled_kind == "commit":
+                refs[name] = (raw, peeled)
+            elif kind == "tag":  # a tag of a tag: peel fully; tags of trees/blobs are not releases
+                header = self._header(f"{raw}^{{commit}}")
+                if header is not None:
+                    refs[name] = (raw, header[0])
+        return refs
+
+    def local_refs(self) -> dict[str, str]:
+        """``refs/heads/*`` and ``refs/tags/*`` → commit id (annotated tags peeled)."""
+        refs = self._for_each_ref("refs/heads", "refs/tags")
+        return {name: peeled for name, (_raw, peeled) in refs.items()}
+
+    def pins(self) -> list[str]:
+        return sorted(name.removeprefix(PIN_NAMESPACE) for name in self._for_each_ref(PIN_NAMESPACE))
+
+    def default_branch(self) -> str | None:
+        """The remote's default branch as of the last fetch (None if unknown or gone)."""
+        try:
+            target = self._git("symbolic-ref", "--quiet", REMOTE_HEAD_REF, action="symbolic-ref")
+        except GitError:
+            return None
+        ref = target.decode().strip()
+        if not ref.startswith("refs/heads/") or self._header(ref) is None:
+            return None
+        return ref.removeprefix("refs/heads/")
+
+    def remote_refs(self) -> RemoteRefs:
+        """``ls-remote`` of this mirror's remote (with its credentials)."""
+        head, _raw, refs = self._ls_remote_raw()
+        return RemoteRefs(head_symref=head, refs=refs)
+
+    def _ls_remote_raw(self) -> tuple[str | None, dict[str, str], dict[str, str]]:
+        out = self._git("ls-remote", "--symref", "origin", *_LS_REMOTE_PATTERNS, action="ls-remote", network=True)
+        return _parse_ls_remote(out.decode("utf-8", "surrogateescape"))
+
+    def _record_head(self, head: str | None, refs: Mapping[str, object]) -> str | None:
+        if head is not None and head.startswith("refs/heads/") and head in refs:
+            self._git("symbolic-ref", REMOTE_HEAD_REF, head, action="symbolic-ref")
+            # The mirror's own HEAD follows, so plain git commands in it behave as expected.
+            self._git("symbolic-ref", "HEAD", head, action="symbolic-ref")
+            return head.removeprefix("refs/heads/")
+        try:
+            self._git("symbolic-ref", "--delete", "--quiet", REMOTE_HEAD_REF, action="symbolic-ref")
+        except GitError:
+            pass
+        return None
+
+    def fetch(self) -> FetchResult:
+        """Bring heads and tags up to date (``--prune --force``) and report what moved.
+
+        ``ls-remote`` runs first: when the remote's refs equal ours, no fetch is run at all
+        (the common case of a periodic sync). Pins under ``refs/forge/pins/`` are outside the
+        refspecs, so neither pruning nor forced updates can drop pinned commits.
+        """
+        self.ensure()
+        head, remote_raw, _remote_peeled = self._ls_remote_raw()
+        before = self._for_each_ref("refs/heads", "refs/tags")
+        fetched = False
+        if {name: raw for name, (raw, _p) in before.items()} != remote_raw:
+            self._git(
+                "fetch",
+                "--prune",
+                "--force",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--quiet",
+                "origin",
+                *_FETCH_REFSPECS,
+                action="fetch",
+                network=True,
+            )
+            fetched = True
+            self.close()  # new packs: restart cat-file rather than trust its caches
+        after = self._for_each_ref("refs/heads", "refs/tags") if fetched else before
+        default = self._record_head(head, after)
+
+        added = {name: after[name][1] for name in after.keys() - before.keys()}
+        deleted = {name: before[name][1] for name in before.keys() - after.keys()}
+        updated: dict[str, RefUpdate] = {}
+        for name in before.keys() & after.keys():
+            (old_raw, old), (new_raw, new) = before[name], after[name]
+            if old_raw == new_raw:
+                continue
+            if name.startswith("refs/tags/"):
+                forced = old != new
+            else:
+                forced = not self.is_ancestor(old, new)
+            updated[name] = RefUpdate(old=old, new=new, forced=forced)
+        return FetchResult(
+            added=dict(sorted(added.items())),
+            updated=dict(sorted(updated.items())),
+            deleted=dict(sorted(deleted.items())),
+            default_branch=default,
+            fetched=fetched,
+        )
+
+    def pin(self, commit: str) -> None:
+        """Keep ``commit`` alive across prunes and forced updates (``refs/forge/pins/<sha>``)."""
+        _check_commit_id(commit)
+        if not self.has_commit(commit):
+            raise GitError(
+                f"Cannot pin {commit}: not in the mirror of {redact(self.url)}",
+                code="GIT_COMMIT_NOT_FOUND",
+                hint="Fetch it first (fetch_commit).",
+            )
+        self._git("update-ref", PIN_NAMESPACE + commit, commit, action="update-ref")
+
+    def unpin(self, commit: str) -> None:
+        _check_commit_id(commit)
+        self._git("update-ref", "-d", PIN_NAMESPACE + commit, action="update-ref")
+
+    def has_commit(self, commit: str) -> bool:
+        header = self._header(f"{commit}^{{commit}}")
+        return header is not None and (not _HEX_ID.match(commit) or header[0] == commit)
+
+    def fetch_commit(self, commit: str) -> None:
+        """Fetch one commit by id (and pin it), for commits no remote ref reaches any more.
+
+        Works with protocol v2 servers (git's default, including ``file://``) and with
+        servers that set ``uploadpack.allowReachableSHA1InWant``/``allowAnySHA1InWant``;
+        otherwise a non-retryable ``GIT_COMMIT_UNAVAILABLE`` error is raised.
+        """
+        _check_commit_id(commit)
+        self.ensure()
+        if not self.has_commit(commit):
+            self._git(
+                "fetch",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--quiet",
+                "origin",
+                f"+{commit}:{PIN_NAMESPACE}{commit}",
+                action=f"fetch of commit {commit}",
+                network=True,
+            )
+            self.close()
+        self.pin(commit)
+
+    # ---- reading
+
+    def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> PathResolution:
+        """Follow ``path`` through the commit's tree (symlinks too); see :class:`PathResolution`."""
+        parts = _normalize_relpath(path)
+        return self._resolve(self._root_tree(commit), "/".join(parts), parts, follow_final=follow_final)
+
+    def path_is_safe(self, commit: str, path: str) -> bool:
+        """True when ``path`` exists without passing through a symlink that leaves the tree."""
+        resolution = self.resolve_path(commit, path)
+        return resolution.exists
+
+    def _resolve(self, root_tree: str, shown: str, parts: Sequence[str], *, follow_final: bool) -> PathResolution:
+        stack: list[tuple[str, str]] = []  # (name, tree id) of the folders entered
+        pending = deque(parts)
+        symlinks: list[str] = []
+        hops = 0
+
+        def result(
+            kind: Literal["blob", "tree", "symlink", "submodule", "missing", "escapes"],
+            object_id: str | None = None,
+            mode: str | None = None,
+            resolved: str | None = None,
+        ) -> PathResolution:
+            return PathResolution(shown, kind, resolved, object_id, mode, tuple(symlinks))
+
+        while pending:
+            name = pending.popleft()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not stack:
+                    return result("escapes")
+                stack.pop()
+                continue
+            entries = self._tree(stack[-1][1] if stack else root_tree)
+            entry = entries.get(name)
+            if entry is None:
+                return result("missing")
+            mode, object_id = entry
+            here = "/".join([*(n for n, _ in stack), name])
+            if mode == MODE_SYMLINK and (pending or follow_final):
+                hops += 1
+                if hops > _MAX_SYMLINK_HOPS:
+                    raise GitError(f"Too many levels of symlinks in {shown!r}", code="GIT_SYMLINK_LOOP")
+                symlinks.append(here)
+                target = self._data(object_id).decode("utf-8", "surrogateescape")
+                if target.startswith("/"):
+                    return result("escapes")
+                pending.extendleft(reversed(target.split("/")))
+                continue
+            if mode == MODE_TREE:
+                stack.append((name, object_id))
+                continue
+            if any(rest not in ("", ".") for rest in pending):
+                return result("missing")  # a file used as a folder
+            kind: Literal["blob", "symlink", "submodule"] = (
+                "symlink" if mode == MODE_SYMLINK else "submodule" if mode == MODE_SUBMODULE else "blob"
+            )
+            return result(kind, object_id, mode, here)
+        if not stack:
+            return result("tree", root_tree, MODE_TREE, "")
+        return result("tree", stack[-1][1], MODE_TREE, "/".join(n for n, _ in stack))
+
+    def _blob_of(self, commit: str, path: str, *, follow_symlinks: bool) -> str | None:
+        resolution = self.resolve_path(commit, path, follow_final=follow_symlinks)
+        if resolution.escapes:
+            raise GitError(
+                f"{path!r} at {commit[:12]} goes through a symlink that leaves the repository "
+                f"({', '.join(resolution.symlinks)})",
+                code="GIT_SYMLINK_ESCAPES",
+                hint="Point the manifest at a real file inside the repository.",
+            )
+        if resolution.kind in ("missing", "submodule"):
+            return None
+        if resolution.kind == "tree":
+            raise GitError(f"{path!r} at {commit[:12]} is a folder, not a file", code="GIT_NOT_A_FILE")
+        return resolution.object_id
+
+    def read_blob(
+        self, commit: str, path: str, *, max_size: int | None = None, follow_symlinks: bool = True
+    ) -> bytes | None:
+        """Content of the file at ``path`` in ``commit``; None if absent.
+
+        Symlinks inside the repository are followed (like a checkout); one leaving it raises
+        ``GIT_SYMLINK_ESCAPES``. With ``max_size`` the size is checked before reading.
+        """
+        object_id = self._blob_of(commit, path, follow_symlinks=follow_symlinks)
+        if object_id is None:
+            return None
+        if max_size is not None:
+            header = self._header(object_id)
+            if header is not None and header[2] > max_size:
+                raise GitError(
+                    f"{path!r} at {commit[:12]} is {header[2]} bytes, over the {max_size}-byte limit",
+                    code="GIT_FILE_TOO_LARGE",
+                )
+        return self._data(object_id)
+
+    def read_blobs(
+        self, items: Sequence[tuple[str, str]], *, max_size: int | None = None
+    ) -> dict[tuple[str, str], bytes | None]:
+        """``read_blob`` for many (commit, path) pairs over the same persistent cat-file."""
+        return {item: self.read_blob(item[0], item[1], max_size=max_size) for item in dict.fromkeys(items)}
+
+    def tree_id(self, commit: str, path: str) -> str | None:
+        """Tree id of a folder at ``commit`` (``""``/``"."`` = the root); None if not a folder."""
+        resolution = self.resolve_path(commit, path)
+        if resolution.escapes:
+            raise GitError(
+                f"{path!r} at {commit[:12]} goes through a symlink that leaves the repository",
+                code="GIT_SYMLINK_ESCAPES",
+            )
+        return resolution.object_id if resolution.kind == "tree" else None
+
+    def list_files(self, commit: str, path: str) -> list[TreeEntry]:
+        """Every file below the folder (recursive, sorted by relative path)."""
+        tree = self.tree_id(commit, path)
+        if tree is None:
+            raise GitError(
+                f"{path!r} is not a folder at {commit[:12]} in {redact(self.url)}", code="GIT_PATH_NOT_FOUND"
+            )
+        out = self._git("ls-tree", "-r", "-l", "-z", tree, action="ls-tree")
+        entries: list[TreeEntry] = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, name = record.partition(b"\t")
+            mode, _kind, object_id, size = meta.decode("ascii").split(maxsplit=3)
+            size = size.strip()
+            entries.append(
+                TreeEntry(
+                    path=name.decode("utf-8", "surrogateescape"),
+                    mode=mode,
+                    sha=object_id,
+                    size=int(size) if size.isdigit() else None,
+                )
+            )
+        entries.sort(key=lambda entry: entry.path)
+        return entries
+
+    def iter_files(self, commit: str, path: str) -> Iterator[tuple[str, bytes, str]]:
+        """(relative path, content, mode) of every file below the folder; a symlink's content
+        is its target; submodules are skipped (their content is not in this repository)."""
+        for entry in self.list_files(commit, path):
+            if not entry.is_submodule:
+                yield entry.path, self._data(entry.sha), entry.mode
+
+    def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]:
+        """Paths of regular files named ``filename`` at most ``max_depth`` folders deep
+        (``component.yaml`` at the root has depth 0). Symlinks are not followed or returned."""
+        out = self._git("ls-tree", "-r", "-z", self._root_tree(commit), action="ls-tree")
+        found: list[str] = []
+        for record in out.split(b"\0"):
+            meta, _, raw_name = record.partition(b"\t")
+            if not meta.startswith((b"100644", b"100755")):
+                continue
+            name = raw_name.decode("utf-8", "surrogateescape")
+            if name.rsplit("/", 1)[-1] == filename and name.count("/") <= max_depth:
+                found.append(name)
+        return sorted(found)
+
+    def commit_time(self, commit: str) -> datetime:
+        """The committer date (UTC)."""
+        header = self._header(f"{commit}^{{commit}}")
+        if header is None:
+            raise GitError(f"Commit {commit} is not in the mirror", code="GIT_COMMIT_NOT_FOUND")
+        for line in self._data(header[0]).split(b"\n"):
+            if not line:
+                break
+            if line.startswith(b"committer "):
+                stamp, offset = line.rsplit(b" ", 2)[1:]
+                sign = -1 if offset.startswith(b"-") else 1
+                minutes = int(offset[1:3]) * 60 + int(offset[3:5])
+                zone = timezone(sign * timedelta(minutes=minutes))
+                return datetime.fromtimestamp(int(stamp), tz=zone).astimezone(UTC)
+        raise GitError(f"Commit {commit} has no committer line", code="GIT_OBJECT_INVALID")
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """True when ``older`` is ``newer`` or one of its ancestors."""
+        try:
+            self._git("merge-base", "--is-ancestor", older, newer, action="merge-base")
+        except GitError as exc:
+            if exc.details.get("status") == "1":
+                return False
+            raise
+        return True
+
+    def export(self, commit: str, path: str, dest: Path) -> None:
+        """Write the folder's files to ``dest`` (absent or empty) without a work tree.
+
+        Modes are kept (executable or not); symlinks whose target stays inside the folder are
+        recreated as symlinks; a symlink leaving the folder, or pointing at nothing, is a
+        ``GitError`` raised before anything is written.
+        """
+        entries = self.list_files(commit, path)
+        folder_tree = self.tree_id(commit, path)
+        assert folder_tree is not None  # list_files checked it
+        links: dict[str, str] = {}
+        for entry in entries:
+            parts = entry.path.split("/")
+            if any(part in ("", ".", "..", ".git") for part in parts):
+                raise GitError(f"Unsafe file name {entry.path!r} in {path!r}", code="GIT_PATH_INVALID")
+            if entry.is_symlink:
+                target = self._data(entry.sha).decode("utf-8", "surrogateescape")
+                resolution = self._resolve(
+                    folder_tree, entry.path, [*parts[:-1], *target.split("/")], follow_final=True
+                )
+                if not resolution.exists or target.startswith("/"):
+                    reason = "leaves the folder" if resolution.escapes else "points at nothing"
+                    raise GitError(
+                        f"Symlink {entry.path!r} -> {target!r} in {path!r} at {commit[:12]} {reason}",
+                        code="GIT_SYMLINK_ESCAPES" if resolution.escapes else "GIT_SYMLINK_DANGLING",
+                        hint="Only symlinks to files inside the component's folder can be installed.",
+                    )
+                links[entry.path] = target
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise GitError(f"Export destination {dest} exists and is not empty", code="GIT_EXPORT_DEST")
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            if entry.is_submodule:
+                continue
+            target_path = dest.joinpath(*entry.path.split("/"))
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            if entry.is_symlink:
+                os.symlink(links[entry.path], target_path)
+                continue
+            with open(target_path, "xb") as handle:  # "x": never write through something existing
+                handle.write(self._data(entry.sha))
+            target_path.chmod(0o755 if entry.is_executable else 0o644)
+
+
+# --------------------------------------------------------------------------- example repositories
+
+_SNAPSHOT_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z; one day per snapshot
+
+
+def _fast_import_stream(
+    snapshots: Sequence[tuple[Path, Sequence[str]]], *, branch: str, author: tuple[str, str]
+) -> bytes:
+    name, email = author
+    ident = f"{name} <{email}>".encode()
+    out = bytearray(b"feature done\n")
+    for index, (folder, tags) in enumerate(snapshots):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise GitError(f"Snapshot folder {folder} does not exist", code="GIT_SNAPSHOT_INVALID")
+        stamp = f" {_SNAPSHOT_EPOCH + index * 86_400} +0000\n".encode()
+        message = f"Snapshot {index + 1}" + (f" ({', '.join(tags)})" if tags else "") + "\n"
+        out += f"commit refs/heads/{branch}\nmark :{index + 1}\n".encode()
+        out += b"author " + ident + stamp + b"committer " + ident + stamp
+        out += f"data {len(message.encode())}\n{message}".encode()
+        if index:
+            out += f"from :{index}\n".encode()
+        out += b"deleteall\n"
+        for file_path in sorted(folder.rglob("*")):
+            relative = file_path.relative_to(folder).as_posix()
+            if ".git" in relative.split("/") or (file_path.is_dir() and not file_path.is_symlink()):
+                continue
+            if file_path.is_symlink():
+                mode, content = MODE_SYMLINK, os.readlink(file_path).encode()
+            else:
+                executable = bool(file_path.stat().st_mode & stat.S_IXUSR)
+                mode, content = (MODE_EXECUTABLE if executable else MODE_FILE), file_path.read_bytes()
+            if "\n" in relative or relative.startswith('"'):
+                raise GitError(f"Unsupported file name {relative!r} in {folder}", code="GIT_SNAPSHOT_INVALID")
+            out += f"M {mode} inline {relative}\ndata {len(content)}\n".encode() + content + b"\n"
+        for tag in tags:
+            out += f"reset refs/tags/{tag}\nfrom :{index + 1}\n".encode()
+    out += b"done\n"
+    return bytes(out)
+
+
+def _history(repo: Path, branch: str) -> tuple[list[str], dict[str, str]]:
+    env = _base_environment(allow_http=False, credentials=None) | {"GIT_DIR": str(repo)}
+    commits = (
+        _run(["rev-list", "--reverse", f"refs/heads/{branch}"], env=env, action="rev-list", cwd=repo).decode().split()
+    )
+    refs_out = _run(
+        ["for-each-ref", "--format=%(objectname) %(refname)"], env=env, action="for-each-ref", cwd=repo
+    ).decode()
+    refs: dict[str, str] = {}
+    for line in refs_out.splitlines():
+        object_id, _, name = line.partition(" ")
+        if name:
+            refs[name] = object_id
+    return commits, refs
+
+
+def create_repository_from_snapshots(
+    dest_bare: Path,
+    snapshots: Sequence[tuple[Path, Sequence[str]]],
+    *,
+    branch: str = "main",
+    author: tuple[str, str] = ("AgentForge Examples", "examples@agentforge.invalid"),
+) -> list[str]:
+    """Build a bare repository with one commit per snapshot folder, tagged as given.
+
+    Commits carry the full content of their folder (files, modes, symlinks) and fixed dates,
+    so the same input always yields the same commit ids (``git fast-import``, one process).
+    When ``dest_bare`` already holds exactly that history it is left untouched; a different
+    bare repository there is replaced. Returns the commit ids, oldest first.
+    """
+    dest_bare = Path(dest_bare)
+    stream = _fast_import_stream(snapshots, branch=branch, author=author)
+    dest_bare.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest_bare.name}-", dir=dest_bare.parent))
+    try:
+        staging = scratch / "repo.git"
+        env = _base_environment(allow_http=False, credentials=None)
+        _run(["init", "--bare", "--quiet", "--", str(staging)], env=env, action="init", cwd=scratch)
+        env_repo = env | {"GIT_DIR": str(staging)}
+        stream_file = scratch / "stream"
+        stream_file.write_bytes(stream)
+        with open(stream_file, "rb") as handle:
+            _run(["fast-import", "--quiet"], env=env_repo, action="fast-import", cwd=staging, istream=handle)
+        _run(["symbolic-ref", "HEAD", f"refs/heads/{branch}"], env=env_repo, action="symbolic-ref", cwd=staging)
+        commits, refs = _history(staging, branch)
+        if (dest_bare / "HEAD").is_file() and (dest_bare / "objects").is_dir():
+            try:
+                if _history(dest_bare, branch) == (commits, refs):
+                    return commits
+            except GitError:
+                pass
+            shutil.rmtree(dest_bare)
+        elif dest_bare.exists():
+            raise GitError(
+                f"{dest_bare} exists and is not a bare git repository",
+                code="GIT_EXPORT_DEST",
+                hint="Remove it or choose another destination.",
+            )
+        staging.rename(dest_bare)
+        return commits
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

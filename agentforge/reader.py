@@ -1,0 +1,206 @@
+"""Read what a repository offers at one commit, straight from git objects (no checkout).
+
+``read_snapshot`` reads ``forge-manifest.yaml`` (or, without one, scans for
+``**/component.yaml`` to depth 6), then every listed component and composition, and returns
+plain records. A broken component is a problem for that component only; a broken manifest
+is ``fatal`` for that commit.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentforge.core.documents import (
+    ComponentDocument,
+    parse_component,
+    parse_composition,
+    parse_manifest,
+)
+from agentforge.core.hashing import manifest_hash
+from agentforge.core.yamlio import MAX_DOCUMENT_BYTES
+from agentforge.errors import AgentForgeError, DocumentError
+
+MANIFEST_FILE = "forge-manifest.yaml"
+COMPONENT_FILE = "component.yaml"
+_KIND_OF_GROUP = {"tools": "Tool", "prompts": "Prompt", "agents": "Agent"}
+
+
+class MirrorReader(Protocol):
+    """The part of ``agentforge.gitops.RepositoryMirror`` the reader uses."""
+
+    def read_blobs(self, items: Any, *, max_size: int | None = None) -> dict[tuple[str, str], bytes | None]: ...
+    def read_blob(self, commit: str, path: str, *, max_size: int | None = None,
+                  follow_symlinks: bool = True) -> bytes | None: ...
+    def tree_id(self, commit: str, path: str) -> str | None: ...
+    def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]: ...
+    def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    name: str
+    kind: str  # Tool | Prompt | Agent
+    version: str
+    path: str
+    definition: dict[str, Any]
+    schema: dict[str, Any] | None
+    metadata: dict[str, Any]
+    tree_hash: str | None
+
+
+@dataclass(frozen=True)
+class CompositionRecord:
+    name: str
+    version: str
+    path: str
+    description: str | None
+    definition: dict[str, Any]
+
+
+@dataclass
+class Snapshot:
+    commit: str
+    label: str
+    manifest: dict[str, Any] | None = None
+    manifest_hash: str | None = None
+    repository_type: str | None = None
+    components: list[ComponentRecord] = field(default_factory=list)
+    compositions: list[CompositionRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fatal: str | None = None
+
+
+def _safe_path(mirror: MirrorReader, commit: str, path: str, *, what: str) -> str | None:
+    """None when the path leaves the tree (directly or through a symlink); else an error text."""
+    try:
+        resolution = mirror.resolve_path(commit, path)
+    except AgentForgeError as exc:
+        return f"{what}: {exc.message}"
+    if resolution.escapes:
+        return f"{what}: path {path!r} leaves the repository (through a symlink)"
+    if not resolution.exists:
+        return f"{what}: path {path!r} does not exist"
+    return None
+
+
+def _component_record(doc: ComponentDocument, path: str, tree: str | None) -> ComponentRecord:
+    raw = doc.raw
+    spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+    schema = spec.get("schema") if doc.kind == "Tool" and isinstance(spec.get("schema"), dict) else None
+    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    return ComponentRecord(name=doc.name, kind=doc.kind, version=doc.version, path=path, definition=raw,
+                           schema=schema, metadata=metadata, tree_hash=tree)
+
+
+def read_snapshot(mirror: MirrorReader, commit: str, *, label: str) -> Snapshot:
+    """Everything the repository offers at ``commit`` (``label`` names it in messages: a tag or branch)."""
+    snap = Snapshot(commit=commit, label=label)
+    at = f"@{label}"
+    try:
+        manifest_bytes = mirror.read_blob(commit, MANIFEST_FILE, max_size=MAX_DOCUMENT_BYTES)
+    except AgentForgeError as exc:
+        snap.fatal = f"{MANIFEST_FILE}{at}: {exc.message}"
+        return snap
+
+    entries: list[tuple[str | None, str | None, str]] = []  # (expected kind, expected name, folder)
+    composition_entries: list[tuple[str, str]] = []
+    if manifest_bytes is not None:
+        try:
+            manifest = parse_manifest(manifest_bytes, source=f"{MANIFEST_FILE}{at}")
+        except AgentForgeError as exc:
+            snap.fatal = exc.message
+            return snap
+        snap.manifest = manifest.raw
+        snap.manifest_hash = manifest_hash(manifest.raw)
+        snap.repository_type = manifest.repository.type
+        for group, entry in manifest.component_entries():
+            entries.append((_KIND_OF_GROUP[group], entry.name, entry.path))
+        composition_entries = [(c.name, c.path) for c in manifest.compositions]
+    else:
+        try:
+            found = mirror.find_files(commit, COMPONENT_FILE, max_depth=6)
+        except AgentForgeError as exc:
+            snap.fatal = f"scanning for {COMPONENT_FILE}{at}: {exc.message}"
+            return snap
+        entries = [(None, None, posixpath.dirname(p) or ".") for p in sorted(found)]
+
+    # Validate paths first, then read every component.yaml in one batch.
+    readable: list[tuple[str | None, str | None, str, str]] = []
+    for kind, name, folder in entries:
+        file_path = COMPONENT_FILE if folder in ("", ".") else f"{folder}/{COMPONENT_FILE}"
+        what = f"{file_path}{at}" + (f" (component {name!r})" if name else "")
+        problem = _safe_path(mirror, commit, folder, what=what) if folder not in ("", ".") else None
+        if problem is None:
+            problem = _safe_path(mirror, commit, file_path, what=what)
+            if problem and "does not exist" in problem:
+                problem = f"{what}: missing {COMPONENT_FILE} in {folder!r}"
+        if problem:
+            snap.problems.append(problem)
+            continue
+        readable.append((kind, name, folder, file_path))
+
+    blobs: dict[tuple[str, str], bytes | None] = {}
+    try:
+        blobs = mirror.read_blobs([(commit, fp) for *_, fp in readable], max_size=MAX_DOCUMENT_BYTES)
+    except AgentForgeError:
+        # One oversized file fails the batch: read one by one to blame only that component.
+        for *_, fp in readable:
+            try:
+                blobs[(commit, fp)] = mirror.read_blob(commit, fp, max_size=MAX_DOCUMENT_BYTES)
+            except AgentForgeError as exc:
+                snap.problems.append(f"{fp}{at}: {exc.message}")
+                blobs[(commit, fp)] = None
+
+    seen: dict[tuple[str, str], str] = {}
+    for kind, name, folder, file_path in readable:
+        data = blobs.get((commit, file_path))
+        if data is None:
+            if not any(p.startswith(f"{file_path}{at}") for p in snap.problems):
+                snap.problems.append(f"{file_path}{at}: missing {COMPONENT_FILE}")
+            continue
+        try:
+            doc = parse_component(data, source=f"{file_path}{at}")
+        except AgentForgeError as exc:
+            snap.problems.append(exc.message)
+            continue
+        if kind is not None and doc.kind != kind:
+            snap.problems.append(f"{file_path}{at}: kind {doc.kind} but the manifest lists it under "
+                                 f"{kind.lower()}s")
+            continue
+        if name is not None and doc.name != name:
+            snap.problems.append(f"{file_path}{at}: metadata.name {doc.name!r} differs from the manifest's {name!r}")
+            continue
+        key = (doc.kind, doc.name)
+        if key in seen:
+            snap.problems.append(f"{file_path}{at}: duplicate {doc.kind} name {doc.name!r} (also at {seen[key]})")
+            continue
+        seen[key] = file_path
+        tree = mirror.tree_id(commit, folder if folder not in ("", ".") else "")
+        snap.components.append(_component_record(doc, "." if folder in ("", ".") else folder, tree))
+
+    for name, path in composition_entries:
+        what = f"{path}{at} (composition {name!r})"
+        problem = _safe_path(mirror, commit, path, what=what)
+        if problem:
+            snap.problems.append(problem)
+            continue
+        try:
+            data = mirror.read_blob(commit, path, max_size=MAX_DOCUMENT_BYTES)
+            if data is None:
+                snap.problems.append(f"{what}: file missing")
+                continue
+            comp = parse_composition(data, source=f"{path}{at}")
+        except AgentForgeError as exc:
+            snap.problems.append(exc.message)
+            continue
+        if comp.name != name:
+            snap.problems.append(f"{what}: metadata.name {comp.name!r} differs from the manifest's {name!r}")
+            continue
+        snap.compositions.append(CompositionRecord(name=comp.name, version=comp.version, path=path,
+                                                   description=comp.metadata.description, definition=comp.raw))
+    return snap
+
+
+__all__ = ["ComponentRecord", "CompositionRecord", "DocumentError", "Snapshot", "read_snapshot"]

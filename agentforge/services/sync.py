@@ -1,0 +1,347 @@
+"""Repository sync as plain functions (no Prefect): ref check, mirror fetch, read, write.
+
+The flow in ``flows/sync.py`` composes these through thin tasks. Order of work for one
+repository: take its advisory lock → record intent (SYNC_IN_PROGRESS, an IN_PROGRESS
+sync_operations row) and commit → fetch and read git objects with no transaction open →
+write everything in one transaction → release the lock. A failure records SYNC_FAILED and
+leaves the checkpoint (``synced_refs``, ``last_sync``) where it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentforge.config import Settings, get_settings
+from agentforge.core.constraints import version_from_tag
+from agentforge.core.results import RepoSyncResult, SyncPlan
+from agentforge.core.urls import github_owner_repo
+from agentforge.db import get_engine, session_scope
+from agentforge.errors import AgentForgeError, GitError, redact
+from agentforge.gitops import GitCredentials, RemoteRefs, RepositoryMirror, ls_remote_many
+from agentforge.reader import ComponentRecord, Snapshot, read_snapshot
+from agentforge.services import compose
+from models import ComponentType, TagState
+from models import repositories as repos_q
+from models.repositories import RepoSyncTarget
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def credentials_for(url: str, settings: Settings | None = None) -> GitCredentials | None:
+    """GITHUB_TOKEN, then the configured token, then `gh auth token`; only for GitHub HTTPS URLs.
+
+    Other hosts use git's own credential helper (we never reset it unless we pass a token).
+    """
+    if github_owner_repo(url) is None:
+        return None
+    settings = settings or get_settings()
+    token = os.environ.get("GITHUB_TOKEN") or (
+        settings.github_token.get_secret_value() if settings.github_token else None)
+    if not token and shutil.which("gh"):
+        try:
+            out = subprocess.run(["gh", "auth", "token"], capture_output=True, text=True, timeout=10)
+            token = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired):
+            token = None
+    return GitCredentials(token=token) if token else None
+
+
+def mirror_path(settings: Settings, repository_id: uuid.UUID) -> str:
+    return str(settings.mirrors_dir / f"{repository_id}.git")
+
+
+def open_mirror(settings: Settings, repository_id: uuid.UUID, url: str) -> RepositoryMirror:
+    from pathlib import Path
+
+    return RepositoryMirror(Path(mirror_path(settings, repository_id)), url,
+                            credentials=credentials_for(url, settings), timeout=settings.git_timeout_seconds)
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) -> SyncPlan:
+    """Load targets, recover stale SYNC_IN_PROGRESS, ask every remote for its refs at once."""
+    settings = settings or get_settings()
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        targets = repos_q.sync_targets(session=session, names=names)
+    stale = [t.id for t in targets if t.status == "SYNC_IN_PROGRESS" and repos_q.sync_lock_is_free(engine, t.id)]
+    if stale:
+        with session_scope(engine) as session:
+            repos_q.recover_stale_in_progress(session=session, repository_ids=stale)
+    plan = SyncPlan(names={str(t.id): t.name for t in targets})
+    active: list[RepoSyncTarget] = []
+    for t in targets:
+        if not t.is_active:
+            plan.skipped[str(t.id)] = "disabled (`agentforge repo enable` turns it back on)"
+        else:
+            active.append(t)
+    token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings) for t in active}
+    by_creds: dict[GitCredentials | None, list[str]] = defaultdict(list)
+    for url, creds in token_urls.items():
+        by_creds[creds].append(url)
+    remote: dict[str, RemoteRefs | GitError] = {}
+    for creds, urls in by_creds.items():
+        remote.update(ls_remote_many(urls, concurrency=max(8, settings.sync_concurrency), credentials=creds,
+                                     timeout=settings.git_timeout_seconds))
+    for t in active:
+        outcome = remote[t.url]
+        if isinstance(outcome, GitError):
+            plan.failed[str(t.id)] = outcome.message
+            plan.failed_codes[str(t.id)] = outcome.code
+            continue
+        refs = _release_relevant(outcome.refs)
+        mirror_ok = os.path.isdir(mirror_path(settings, t.id))
+        if t.status == "SYNCED" and mirror_ok and refs == t.synced_refs:
+            plan.unchanged.append(str(t.id))
+        else:
+            plan.to_sync.append(str(t.id))
+    return plan
+
+
+def _release_relevant(refs: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in refs.items() if k.startswith(("refs/heads/", "refs/tags/"))}
+
+
+def record_plan_outcomes(plan: SyncPlan, *, settings: Settings | None = None) -> None:
+    """One transaction for every repository that needs no per-repository work."""
+    settings = settings or get_settings()
+    with session_scope(get_engine(settings)) as session:
+        repos_q.record_unchanged(session=session, repository_ids=[uuid.UUID(i) for i in plan.unchanged])
+        repos_q.record_failures(session=session, failures={uuid.UUID(i): e for i, e in plan.failed.items()},
+                                backoff_seconds=settings.sync_failure_backoff_seconds)
+
+
+# --- one repository ---------------------------------------------------------------------------
+
+
+@dataclass
+class _ReleaseFacts:
+    tags_at: dict[str, list[str]] = field(default_factory=dict)   # commit → release tags (effective)
+    problems: list[str] = field(default_factory=list)
+    new_tags: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    reappeared: list[str] = field(default_factory=list)
+
+
+def _classify_tags(tags: Mapping[str, str], ledger: Mapping[str, repos_q.LedgerEntry]) -> _ReleaseFacts:
+    facts = _ReleaseFacts()
+    for ref, commit in sorted(tags.items()):
+        tag = ref.removeprefix("refs/tags/")
+        if version_from_tag(tag) is None:
+            continue  # not a release tag: ignored
+        entry = ledger.get(tag)
+        if entry is None:
+            facts.new_tags[tag] = (commit, {})
+            facts.tags_at.setdefault(commit, []).append(tag)
+        elif entry.first_commit == commit:
+            if entry.state == TagState.DELETED:
+                facts.reappeared.append(tag)
+            facts.tags_at.setdefault(commit, []).append(tag)
+        else:
+            # Moved: the release stays the first commit, held back until `repo accept-tag`.
+            if entry.state != TagState.MOVED or entry.current_commit != commit:
+                facts.moved[tag] = commit
+                facts.problems.append(
+                    f"tag {tag} moved from {entry.first_commit[:12]} to {commit[:12]}: version held back "
+                    f"until `agentforge repo accept-tag REPO {tag}`")
+            facts.tags_at.setdefault(entry.first_commit, []).append(tag)
+    present = {r.removeprefix("refs/tags/") for r in tags}
+    for tag, entry in ledger.items():
+        if tag not in present and entry.state != TagState.DELETED:
+            facts.deleted.append(tag)
+            facts.problems.append(f"tag {tag} was deleted upstream; its commit {entry.first_commit[:12]} stays pinned")
+    return facts
+
+
+def _row(repo_id: uuid.UUID, url: str, commit: str, rec: ComponentRecord) -> dict[str, Any]:
+    return dict(
+        id=uuid.uuid4(), name=rec.name, type=ComponentType(rec.kind.upper()), version=rec.version,
+        repository_id=repo_id, repository_url=url, path=rec.path, commit_hash=commit,
+        definition=rec.definition, schema=rec.schema, metadata_=rec.metadata, tree_hash=rec.tree_hash,
+        release_tags=[], is_release=False, is_reused_version=False,
+    )
+
+
+def compute_release_flags(
+    rows: Sequence[repos_q.ComponentRowFacts], tags_at: Mapping[str, list[str]], tip: str | None,
+    commit_time: Mapping[str, float], *, deleted: set[str],
+) -> tuple[dict[uuid.UUID, tuple[list[str], bool, bool]], list[str]]:
+    """Per row: (release tags, is_release, is_reused_version), and the problems found.
+
+    Repository-wide tags release every component at their commit; ``name@X.Y.Z`` tags only
+    that component, and only when its version matches. Without any release tag, the default
+    branch tip is the only release. A version released at several commits belongs to the
+    oldest; a later one with different files is a reused version, ignored for resolution.
+    """
+    problems: list[str] = []
+    result: dict[uuid.UUID, tuple[list[str], bool, bool]] = {}
+    any_release_tag = bool(tags_at)
+    candidates: dict[tuple[str, str], list[repos_q.ComponentRowFacts]] = defaultdict(list)
+    row_tags: dict[uuid.UUID, list[str]] = {}
+    for row in rows:
+        tags: list[str] = []
+        for tag in tags_at.get(row.commit_hash, []):
+            if tag in deleted:
+                continue
+            tv = version_from_tag(tag)
+            if tv is None:
+                continue
+            if tv.component is None:
+                tags.append(tag)
+            elif tv.component == row.name:
+                if str(tv.version) == row.version:
+                    tags.append(tag)
+                elif tag not in row.release_tags:
+                    problems.append(f"tag {tag}: {row.name} at {row.commit_hash[:12]} has metadata.version "
+                                    f"{row.version}, not {tv.version}; tag skipped")
+        row_tags[row.id] = sorted(tags)
+        is_release_point = bool(tags) if any_release_tag else row.commit_hash == tip
+        if is_release_point:
+            candidates[(row.name, row.version)].append(row)
+    released: set[uuid.UUID] = set()
+    reused: set[uuid.UUID] = set()
+    for (name, version), group in candidates.items():
+        group.sort(key=lambda r: (commit_time.get(r.commit_hash, 0.0), r.commit_hash))
+        first = group[0]
+        released.add(first.id)
+        for later in group[1:]:
+            if later.tree_hash != first.tree_hash:
+                reused.add(later.id)
+                if not later.is_reused_version:
+                    problems.append(f"{name} {version} is released again at {later.commit_hash[:12]} with different "
+                                    f"files (first at {first.commit_hash[:12]}): reused version ignored")
+    for row in rows:
+        result[row.id] = (row_tags[row.id], row.id in released, row.id in reused)
+    return result, problems
+
+
+def sync_repository(repository_id: str, *, settings: Settings | None = None) -> RepoSyncResult:
+    """Sync one repository end to end. Retryable errors are raised (after recording them)."""
+    settings = settings or get_settings()
+    engine = get_engine(settings)
+    repo_id = uuid.UUID(repository_id)
+    with repos_q.repository_sync_lock(engine, repo_id):
+        with session_scope(engine) as session:
+            targets = [t for t in repos_q.sync_targets(session=session, names=None) if t.id == repo_id]
+            if not targets:
+                return RepoSyncResult(name=repository_id, status="skipped", message="repository removed")
+            target = targets[0]
+            previous_tip = target.synced_refs.get(f"refs/heads/{target.default_branch}")
+            op_id = repos_q.begin_sync(session=session, repository_id=repo_id, source_commit=previous_tip)
+        try:
+            return _sync_locked(target, op_id, settings)
+        except AgentForgeError as exc:
+            message = redact(exc.message)
+            with session_scope(engine) as session:
+                repos_q.finish_sync_failure(session=session, repository_id=repo_id, operation_id=op_id,
+                                            error=message, backoff_seconds=settings.sync_failure_backoff_seconds)
+            if exc.retryable:
+                raise
+            return RepoSyncResult(name=target.name, status="failed", error=message, error_code=exc.code)
+        except Exception as exc:
+            with session_scope(engine) as session:
+                repos_q.finish_sync_failure(session=session, repository_id=repo_id, operation_id=op_id,
+                                            error=redact(f"internal error: {type(exc).__name__}: {exc}"),
+                                            backoff_seconds=settings.sync_failure_backoff_seconds)
+            raise
+
+
+def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -> RepoSyncResult:
+    engine = get_engine(settings)
+    mirror = open_mirror(settings, target.id, target.url)
+    try:
+        mirror.ensure()
+        fetch = mirror.fetch()
+        refs = mirror.local_refs()
+        # The registered branch (remote HEAD at `repo add`, or --branch) while it exists upstream.
+        remote_head = mirror.default_branch() or fetch.default_branch
+        branch = (target.default_branch if f"refs/heads/{target.default_branch}" in refs
+                  else remote_head or target.default_branch)
+        tip = refs.get(f"refs/heads/{branch}")
+        if tip is None:
+            raise GitError(f"{target.name}: the default branch {branch!r} has no commit",
+                           code="GIT_REF_NOT_FOUND", hint="Push a commit, or pick a branch with `repo add --branch`.")
+        tags = {k: v for k, v in refs.items() if k.startswith("refs/tags/")}
+        with session_scope(engine) as session:
+            ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
+            known = repos_q.known_commits(session=session, repository_id=target.id)
+        facts = _classify_tags(tags, ledger)
+        problems = list(facts.problems)
+        for ref in fetch.forced:
+            if ref.startswith("refs/heads/"):
+                upd = fetch.updated[ref]
+                problems.append(f"branch {ref.removeprefix('refs/heads/')} was force-pushed: "
+                                f"{upd.old[:12]} → {upd.new[:12]}")
+        release_commits = set(facts.tags_at)
+        pinned = set(mirror.pins())
+        for commit in sorted((release_commits | {tip}) - pinned):
+            mirror.pin(commit)
+        # Read only commits we have not read before (the tip's manifest is re-read: one blob).
+        labels: dict[str, str] = {}
+        for commit, tag_list in facts.tags_at.items():
+            labels[commit] = tag_list[0]
+        labels.setdefault(tip, branch)
+        snapshots: dict[str, Snapshot] = {}
+        for commit in sorted(set(labels) - known):
+            snapshots[commit] = read_snapshot(mirror, commit, label=labels[commit])
+        tip_snapshot = snapshots.get(tip) or read_snapshot(mirror, tip, label=branch)
+        if tip_snapshot.fatal:
+            raise AgentForgeError(tip_snapshot.fatal, code="MANIFEST_INVALID",
+                                  hint="Fix the manifest on the default branch and push; then sync again.")
+        for snap in snapshots.values():
+            if snap.fatal:
+                problems.append(snap.fatal)
+            problems.extend(snap.problems)
+        new_rows = [
+            _row(target.id, target.url, commit, rec)
+            for commit, snap in sorted(snapshots.items()) if not snap.fatal for rec in snap.components
+        ]
+        commit_time = {c: mirror.commit_time(c).timestamp() for c in release_commits | {tip}}
+        # Tree ids of each release tag's components as first seen, for the ledger.
+        for commit, trees in facts.new_tags.values():
+            snap = snapshots.get(commit)
+            if snap is not None:
+                trees.update({rec.path: rec.tree_hash or "" for rec in snap.components})
+    finally:
+        mirror.close()
+
+    with session_scope(engine) as session:
+        inserted = repos_q.insert_components(session=session, rows=new_rows)
+        rows = repos_q.component_facts(session=session, repository_id=target.id)
+        flags, flag_problems = compute_release_flags(rows, facts.tags_at, tip, commit_time,
+                                                     deleted=set(facts.deleted))
+        problems.extend(flag_problems)
+        changes = [(r.id, *flags[r.id]) for r in rows
+                   if (list(r.release_tags), r.is_release, r.is_reused_version) != flags[r.id]]
+        repos_q.update_release_flags(session=session, changes=changes)
+        repos_q.write_tag_ledger(session=session, repository_id=target.id, new=facts.new_tags, moved=facts.moved,
+                                 deleted=facts.deleted, reappeared=facts.reappeared)
+        releases = sum(1 for f in flags.values() if f[1])
+        message = (f"{inserted} new component rows, {releases} releases, "
+                   f"{len(tags)} tags, tip {tip[:12]} on {branch}")
+        repos_q.finish_sync_success(
+            session=session, repository_id=target.id, operation_id=op_id, refs=_release_relevant(refs),
+            head=branch, default_branch=branch, manifest=tip_snapshot.manifest,
+            manifest_hash=tip_snapshot.manifest_hash, target_commit=tip, message=message,
+            problems=[redact(p) for p in problems], source_format="forge" if tip_snapshot.manifest else "scan",
+        )
+        repos_q.mark_outdated_installed(session=session, repository_id=target.id)
+        _after_sync_hooks(session, target, tip, tip_snapshot)
+    return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
+                          commit=tip, message=message, problems=problems)
+
+
+def _after_sync_hooks(session: Any, target: RepoSyncTarget, tip: str, snapshot: Snapshot) -> None:
+    """Compositions listed in the manifest at the tip are upserted."""
+    compose.upsert_from_repository(session=session, repository_url=target.url, commit=tip,
+                                   compositions=snapshot.compositions)

@@ -1,0 +1,1 @@
+"""How flows are served as Prefect deployments (schedules, UI parameters, triggers)."""

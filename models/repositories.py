@@ -1,0 +1,393 @@
+"""Query and command functions over repositories, their sync state and the tag ledger.
+
+Every function takes a keyword-only ``session``, flushes and never commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from agentforge.errors import AlreadyExists, Conflict, NotFound
+from models.enums import (
+    RepoSyncStatus,
+    RepoType,
+    SyncDirection,
+    SyncOperationStatus,
+    SyncOperationType,
+    TagState,
+)
+from models.tables import Component, Repository, RepositoryTag, SyncOperation
+
+_SYNC_LOCK_NAMESPACE = 0x5EED
+
+
+def _lock_key(repository_id: uuid.UUID) -> int:
+    # Two int4 keys: a namespace of ours and a stable hash of the repository id.
+    return zlib.crc32(repository_id.bytes) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def repository_sync_lock(engine: Engine, repository_id: uuid.UUID) -> Iterator[None]:
+    """Serialise syncs of one repository across processes (session-level advisory lock).
+
+    The lock lives on its own autocommit connection, so no transaction is held open across
+    the git I/O it guards; a crashed holder's lock is released by the server with its session.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:ns, :k)"), {"ns": _SYNC_LOCK_NAMESPACE,
+                                                                   "k": _lock_key(repository_id)})
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, :k)"), {"ns": _SYNC_LOCK_NAMESPACE,
+                                                                         "k": _lock_key(repository_id)})
+
+
+def sync_lock_is_free(engine: Engine, repository_id: uuid.UUID) -> bool:
+    """True when no process holds the repository's sync lock (used to recover stale states)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :k)"),
+                           {"ns": _SYNC_LOCK_NAMESPACE, "k": _lock_key(repository_id)}).scalar()
+        if got:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, :k)"),
+                         {"ns": _SYNC_LOCK_NAMESPACE, "k": _lock_key(repository_id)})
+        return bool(got)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def add_repository(
+    *, session: Session, name: str, url: str, type: RepoType = RepoType.MIXED, default_branch: str | None = None,
+) -> tuple[Repository, bool]:
+    """Register a repository; idempotent for the same name and URL. Returns (row, created)."""
+    by_name = session.scalar(sa.select(Repository).where(Repository.name == name))
+    by_url = session.scalar(sa.select(Repository).where(Repository.url == url))
+    if by_name is not None and by_name.url == url:
+        return by_name, False
+    if by_name is not None:
+        raise AlreadyExists(f"a repository named {name!r} is already registered for {by_name.url}",
+                            hint="Choose another name with --name, or `agentforge repo rm` the old one.")
+    if by_url is not None:
+        raise AlreadyExists(f"{url} is already registered as {by_url.name!r}",
+                            hint=f"Use the name {by_url.name!r}, or `agentforge repo rm {by_url.name}` first.")
+    repo = Repository(name=name, url=url, type=type, default_branch=default_branch or "main")
+    session.add(repo)
+    session.flush()
+    return repo, True
+
+
+def get_repository(*, session: Session, name: str) -> Repository:
+    repo = session.scalar(sa.select(Repository).where(Repository.name == name))
+    if repo is None:
+        known = session.scalars(sa.select(Repository.name).order_by(Repository.name).limit(20)).all()
+        raise NotFound(f"no repository named {name!r}",
+                       hint=("Registered: " + ", ".join(known)) if known
+                       else "Register one with `agentforge repo add URL`.")
+    return repo
+
+
+def list_repositories(*, session: Session) -> list[Repository]:
+    return list(session.scalars(sa.select(Repository).order_by(Repository.name)))
+
+
+def component_counts(*, session: Session) -> dict[uuid.UUID, tuple[int, int]]:
+    """repository id → (distinct component names, component rows)."""
+    rows = session.execute(sa.select(Component.repository_id, sa.func.count(sa.distinct(Component.name)),
+                                     sa.func.count()).group_by(Component.repository_id)).all()
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+def remove_repository(*, session: Session, name: str, force: bool = False) -> Repository:
+    repo = get_repository(session=session, name=name)
+    installed = session.scalars(sa.select(Component.name).where(Component.repository_id == repo.id,
+                                                                Component.is_installed.is_(True))).all()
+    if installed and not force:
+        raise Conflict(f"repository {name!r} has installed components: {', '.join(sorted(set(installed)))}",
+                       hint="Uninstall them first, or pass --force to remove the repository and its rows anyway.")
+    session.delete(repo)
+    session.flush()
+    return repo
+
+
+# --- sync planning and state ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoSyncTarget:
+    id: uuid.UUID
+    name: str
+    url: str
+    synced_refs: dict[str, str] = field(default_factory=dict)
+    status: str = RepoSyncStatus.NEVER_SYNCED.value
+    is_active: bool = True
+    next_sync_after: datetime | None = None
+    default_branch: str = "main"
+
+
+def sync_targets(*, session: Session, names: Sequence[str] | None) -> list[RepoSyncTarget]:
+    query = sa.select(Repository).order_by(Repository.name)
+    if names:
+        query = query.where(Repository.name.in_(list(names)))
+    repos = list(session.scalars(query))
+    if names:
+        missing = sorted(set(names) - {r.name for r in repos})
+        if missing:
+            raise NotFound(f"no repository named {', '.join(repr(m) for m in missing)}",
+                           hint="`agentforge repo ls` lists the registered ones.")
+    return [
+        RepoSyncTarget(id=r.id, name=r.name, url=r.url, synced_refs=dict((r.synced_refs or {}).get("refs", {})),
+                       status=r.sync_status.value, is_active=r.is_active, next_sync_after=r.next_sync_after,
+                       default_branch=r.default_branch)
+        for r in repos
+    ]
+
+
+def recover_stale_in_progress(*, session: Session, repository_ids: Sequence[uuid.UUID]) -> int:
+    """A SYNC_IN_PROGRESS whose lock nobody holds was left by a killed run: mark it failed."""
+    if not repository_ids:
+        return 0
+    now = datetime.now(UTC)
+    res = session.execute(
+        sa.update(Repository)
+        .where(Repository.id.in_(list(repository_ids)), Repository.sync_status == RepoSyncStatus.SYNC_IN_PROGRESS)
+        .values(sync_status=RepoSyncStatus.SYNC_FAILED, last_error="interrupted: the previous sync did not finish")
+    )
+    session.execute(
+        sa.update(SyncOperation)
+        .where(SyncOperation.repository_id.in_(list(repository_ids)),
+               SyncOperation.status == SyncOperationStatus.IN_PROGRESS)
+        .values(status=SyncOperationStatus.FAILED, completed_at=now,
+                error_message="interrupted: the process running this sync stopped")
+    )
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def begin_sync(*, session: Session, repository_id: uuid.UUID, source_commit: str | None) -> uuid.UUID:
+    """Mark SYNC_IN_PROGRESS and open this run's sync_operations row; returns the row id."""
+    session.execute(sa.update(Repository).where(Repository.id == repository_id)
+                    .values(sync_status=RepoSyncStatus.SYNC_IN_PROGRESS))
+    op_id = uuid.uuid4()
+    session.execute(sa.insert(SyncOperation).values(
+        id=op_id, repository_id=repository_id, operation=SyncOperationType.PULL_UPSTREAM,
+        status=SyncOperationStatus.IN_PROGRESS, direction=SyncDirection.UPSTREAM_TO_LOCAL,
+        source_commit=source_commit, started_at=datetime.now(UTC)))
+    return op_id
+
+
+def finish_sync_success(
+    *, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID, refs: Mapping[str, str],
+    head: str | None, default_branch: str | None, manifest: dict[str, Any] | None, manifest_hash: str | None,
+    target_commit: str | None, message: str, problems: Sequence[str], source_format: str | None,
+) -> None:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = dict(
+        sync_status=RepoSyncStatus.SYNCED, last_sync=now, last_error=None, failure_count=0, next_sync_after=None,
+        synced_refs={"head": head, "refs": dict(sorted(refs.items()))}, source_format=source_format,
+    )
+    if default_branch:
+        values["default_branch"] = default_branch
+    if manifest is not None:
+        values["manifest"] = manifest
+        values["manifest_hash"] = manifest_hash
+    session.execute(sa.update(Repository).where(Repository.id == repository_id).values(**values))
+    session.execute(sa.update(SyncOperation).where(SyncOperation.id == operation_id).values(
+        status=SyncOperationStatus.COMPLETED, completed_at=now, target_commit=target_commit, message=message,
+        error_message="\n".join(problems) if problems else None, branch_name=default_branch))
+
+
+def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
+                        error: str, backoff_seconds: int) -> None:
+    """Record a failure; the checkpoint (synced_refs, last_sync) does not advance."""
+    now = datetime.now(UTC)
+    repo = session.get(Repository, repository_id)
+    if repo is None:
+        return
+    failures = repo.failure_count + 1
+    delay = min(backoff_seconds * (2 ** (failures - 1)), 6 * 3600) if backoff_seconds else 0
+    repo.sync_status = RepoSyncStatus.SYNC_FAILED
+    repo.last_error = error
+    repo.failure_count = failures
+    repo.next_sync_after = now + timedelta(seconds=delay) if delay else None
+    if operation_id is None:
+        session.add(SyncOperation(repository_id=repository_id, operation=SyncOperationType.PULL_UPSTREAM,
+                                  status=SyncOperationStatus.FAILED, direction=SyncDirection.UPSTREAM_TO_LOCAL,
+                                  started_at=now, completed_at=now, error_message=error))
+    else:
+        session.execute(sa.update(SyncOperation).where(SyncOperation.id == operation_id).values(
+            status=SyncOperationStatus.FAILED, completed_at=now, error_message=error))
+    session.flush()
+
+
+def record_unchanged(*, session: Session, repository_ids: Sequence[uuid.UUID]) -> None:
+    """No-op syncs: two set-based statements for all of them, no component rows touched."""
+    if not repository_ids:
+        return
+    now = datetime.now(UTC)
+    ids = list(repository_ids)
+    session.execute(sa.update(Repository).where(Repository.id.in_(ids)).values(
+        last_sync=now, sync_status=RepoSyncStatus.SYNCED, last_error=None, failure_count=0, next_sync_after=None))
+    session.execute(sa.insert(SyncOperation), [
+        dict(repository_id=i, operation=SyncOperationType.PULL_UPSTREAM, status=SyncOperationStatus.COMPLETED,
+             direction=SyncDirection.UPSTREAM_TO_LOCAL, started_at=now, completed_at=now, message="up to date")
+        for i in ids
+    ])
+
+
+def record_failures(*, session: Session, failures: Mapping[uuid.UUID, str], backoff_seconds: int) -> None:
+    for repo_id, error in failures.items():
+        finish_sync_failure(session=session, repository_id=repo_id, operation_id=None, error=error,
+                            backoff_seconds=backoff_seconds)
+
+
+# --- components written by sync ---------------------------------------------------------------
+
+
+def known_commits(*, session: Session, repository_id: uuid.UUID) -> set[str]:
+    return set(session.scalars(sa.select(Component.commit_hash).distinct()
+                               .where(Component.repository_id == repository_id)))
+
+
+def insert_components(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Set-based INSERT … ON CONFLICT DO NOTHING on (repository_url, path, commit_hash)."""
+    if not rows:
+        return 0
+    stmt = insert(Component).on_conflict_do_nothing(
+        index_elements=[Component.repository_url, Component.path, Component.commit_hash]
+    ).returning(Component.id)
+    # executemany with RETURNING goes through SQLAlchemy's insertmanyvalues: a few statements, not one per row.
+    inserted = session.scalars(stmt, list(rows)).all()
+    return len(inserted)
+
+
+@dataclass(frozen=True)
+class ComponentRowFacts:
+    id: uuid.UUID
+    name: str
+    version: str
+    commit_hash: str
+    tree_hash: str | None
+    release_tags: tuple[str, ...]
+    is_release: bool
+    is_reused_version: bool
+
+
+def component_facts(*, session: Session, repository_id: uuid.UUID) -> list[ComponentRowFacts]:
+    rows = session.execute(sa.select(Component.id, Component.name, Component.version, Component.commit_hash,
+                                     Component.tree_hash, Component.release_tags, Component.is_release,
+                                     Component.is_reused_version)
+                           .where(Component.repository_id == repository_id)).all()
+    return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7]) for r in rows]
+
+
+def update_release_flags(*, session: Session, changes: Sequence[tuple[uuid.UUID, list[str], bool, bool]]) -> None:
+    """One executemany UPDATE for the rows whose release facts changed."""
+    if not changes:
+        return
+    table = Component.__table__
+    stmt = (sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+            .values(release_tags=sa.bindparam("tags"), is_release=sa.bindparam("rel"),
+                    is_reused_version=sa.bindparam("reused")))
+    session.connection().execute(stmt, [dict(row_id=i, tags=t, rel=r, reused=u) for i, t, r, u in changes])
+
+
+def mark_outdated_installed(*, session: Session, repository_id: uuid.UUID) -> int:
+    """Installed components whose repository now has a newer release of them become OUTDATED."""
+    res = session.execute(sa.text(
+        """
+        UPDATE components AS c SET sync_status = 'OUTDATED', upstream_commit = newer.commit_hash
+        FROM (
+            SELECT DISTINCT ON (i.id) i.id AS installed_id, r.commit_hash
+            FROM components i
+            JOIN components r ON r.repository_id = i.repository_id AND r.name = i.name AND r.is_release
+            WHERE i.repository_id = :rid AND i.is_installed AND i.sync_status = 'SYNCED'
+              AND string_to_array(split_part(split_part(r.version, '-', 1), '+', 1), '.')::int[]
+                > string_to_array(split_part(split_part(i.version, '-', 1), '+', 1), '.')::int[]
+            ORDER BY i.id, string_to_array(split_part(split_part(r.version, '-', 1), '+', 1), '.')::int[] DESC
+        ) AS newer
+        WHERE c.id = newer.installed_id
+        """), {"rid": repository_id})
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+# --- tag ledger -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    tag: str
+    first_commit: str
+    current_commit: str | None
+    state: TagState
+
+
+def tag_ledger(*, session: Session, repository_id: uuid.UUID) -> dict[str, LedgerEntry]:
+    rows = session.scalars(sa.select(RepositoryTag).where(RepositoryTag.repository_id == repository_id))
+    return {r.tag: LedgerEntry(r.tag, r.first_commit, r.current_commit, r.state) for r in rows}
+
+
+def write_tag_ledger(
+    *, session: Session, repository_id: uuid.UUID, new: Mapping[str, tuple[str, dict[str, str]]],
+    moved: Mapping[str, str], deleted: Sequence[str], reappeared: Sequence[str],
+) -> None:
+    """new: tag → (commit, {component path: tree id}); moved: tag → new commit."""
+    now = datetime.now(UTC)
+    if new:
+        session.execute(insert(RepositoryTag).on_conflict_do_nothing(
+            index_elements=[RepositoryTag.repository_id, RepositoryTag.tag]), [
+            dict(repository_id=repository_id, tag=t, first_commit=c, current_commit=c, trees=trees)
+            for t, (c, trees) in sorted(new.items())
+        ])
+    for tag, commit in moved.items():
+        session.execute(sa.update(RepositoryTag).where(RepositoryTag.repository_id == repository_id,
+                                                       RepositoryTag.tag == tag)
+                        .values(current_commit=commit, state=TagState.MOVED, changed_at=now))
+    if deleted:
+        session.execute(sa.update(RepositoryTag).where(RepositoryTag.repository_id == repository_id,
+                                                       RepositoryTag.tag.in_(list(deleted)))
+                        .values(state=TagState.DELETED, current_commit=None, changed_at=now))
+    if reappeared:
+        session.execute(sa.update(RepositoryTag).where(RepositoryTag.repository_id == repository_id,
+                                                       RepositoryTag.tag.in_(list(reappeared)))
+                        .values(state=TagState.OK, current_commit=RepositoryTag.first_commit, changed_at=now))
+
+
+def accept_tag(*, session: Session, repository_id: uuid.UUID, tag: str) -> LedgerEntry:
+    """Accept a moved tag's new commit as the release; the next sync reads it."""
+    row = session.scalar(sa.select(RepositoryTag).where(RepositoryTag.repository_id == repository_id,
+                                                        RepositoryTag.tag == tag))
+    if row is None:
+        raise NotFound(f"no tag {tag!r} in the ledger of this repository",
+                       hint="`agentforge repo show NAME` lists tags.")
+    if row.state != TagState.MOVED or not row.current_commit:
+        raise Conflict(f"tag {tag!r} has not moved (state {row.state.value}); nothing to accept")
+    old = row.first_commit
+    session.execute(sa.update(Component).where(Component.repository_id == repository_id,
+                                               Component.commit_hash == old)
+                    .values(release_tags=sa.func.array_remove(Component.release_tags, tag)))
+    row.first_commit = row.current_commit
+    row.state = TagState.OK
+    row.accepted_at = datetime.now(UTC)
+    row.trees = {}
+    # Force the next sync to process this repository in full.
+    session.execute(sa.update(Repository).where(Repository.id == repository_id).values(synced_refs=None))
+    session.flush()
+    return LedgerEntry(row.tag, row.first_commit, row.current_commit, row.state)
+
+
+def pinned_commits(*, session: Session, repository_id: uuid.UUID) -> set[str]:
+    """Commits that locks or installs rely on: installed rows and locked rows of compositions."""
+    installed = set(session.scalars(sa.select(Component.commit_hash).where(
+        Component.repository_id == repository_id, Component.is_installed.is_(True))))
+    return installed
