@@ -17,9 +17,10 @@ from agentforge.core.documents import (
     parse_component,
     parse_composition,
     parse_manifest,
+    safe_relpath,
 )
 from agentforge.core.hashing import manifest_hash
-from agentforge.core.yamlio import MAX_DOCUMENT_BYTES
+from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
 from agentforge.errors import AgentForgeError, DocumentError
 
 MANIFEST_FILE = "forge-manifest.yaml"
@@ -85,17 +86,66 @@ def _safe_path(mirror: MirrorReader, commit: str, path: str, *, what: str) -> st
     return None
 
 
+def _drop_bad_entries(document: Any, source: str, problems: list[str]) -> Any:
+    """Remove manifest entries that would fail the whole manifest but concern one component only.
+
+    A component entry whose ``path`` leaves the repository (``..``, absolute) or whose name
+    repeats an earlier one of the same kind is reported as that component's problem and
+    dropped, so the other components of the repository are still read. Anything else wrong
+    with the manifest stays fatal (``parse_manifest`` judges the cleaned document).
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("components"), dict):
+        return document
+    cleaned = dict(document)
+    groups = dict(document["components"])
+    for group, entries in groups.items():
+        if not isinstance(entries, list):
+            continue
+        kept: list[Any] = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                kept.append(entry)
+                continue
+            where = f"{source}: components.{group}[{index}]"
+            name = entry.get("name")
+            if "path" in entry:
+                try:
+                    safe_relpath(entry["path"], field=f"components.{group}[{index}].path", source=source)
+                except AgentForgeError as exc:
+                    problems.append(f"{exc.message} (component {name!r} skipped)")
+                    continue
+            if isinstance(name, str):
+                if name in seen:
+                    problems.append(f"{where}: duplicate name {name!r} (also at components.{group}"
+                                    f"[{seen[name]}]); the later entry is skipped")
+                    continue
+                seen[name] = index
+            kept.append(entry)
+        groups[group] = kept
+    cleaned["components"] = groups
+    return cleaned
+
+
 def _component_record(doc: ComponentDocument, path: str, tree: str | None) -> ComponentRecord:
     raw = doc.raw
-    spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
-    schema = spec.get("schema") if doc.kind == "Tool" and isinstance(spec.get("schema"), dict) else None
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    spec_value = raw.get("spec")
+    spec: dict[str, Any] = spec_value if isinstance(spec_value, dict) else {}
+    schema_value = spec.get("schema")
+    schema = schema_value if doc.kind == "Tool" and isinstance(schema_value, dict) else None
+    metadata_value = raw.get("metadata")
+    metadata: dict[str, Any] = metadata_value if isinstance(metadata_value, dict) else {}
     return ComponentRecord(name=doc.name, kind=doc.kind, version=doc.version, path=path, definition=raw,
                            schema=schema, metadata=metadata, tree_hash=tree)
 
 
-def read_snapshot(mirror: MirrorReader, commit: str, *, label: str) -> Snapshot:
-    """Everything the repository offers at ``commit`` (``label`` names it in messages: a tag or branch)."""
+def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_components: bool = True) -> Snapshot:
+    """Everything the repository offers at ``commit`` (``label`` names it in messages: a tag or branch).
+
+    ``read_components=False`` reads only the manifest and the compositions: the sync uses it
+    for a default-branch tip whose components are already stored, so a new tag elsewhere
+    costs only the new commit's reads.
+    """
     snap = Snapshot(commit=commit, label=label)
     at = f"@{label}"
     try:
@@ -107,17 +157,25 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str) -> Snapshot:
     entries: list[tuple[str | None, str | None, str]] = []  # (expected kind, expected name, folder)
     composition_entries: list[tuple[str, str]] = []
     if manifest_bytes is not None:
+        source = f"{MANIFEST_FILE}{at}"
         try:
-            manifest = parse_manifest(manifest_bytes, source=f"{MANIFEST_FILE}{at}")
+            document = load_document(manifest_bytes, source=source)
+            manifest = parse_manifest(_drop_bad_entries(document, source, snap.problems), source=source)
         except AgentForgeError as exc:
             snap.fatal = exc.message
             return snap
-        snap.manifest = manifest.raw
-        snap.manifest_hash = manifest_hash(manifest.raw)
+        # The manifest as written (with any skipped entries) is what we cache and hash.
+        raw = document if isinstance(document, dict) else manifest.raw
+        snap.manifest = raw
+        snap.manifest_hash = manifest_hash(raw)
         snap.repository_type = manifest.repository.type
         for group, entry in manifest.component_entries():
             entries.append((_KIND_OF_GROUP[group], entry.name, entry.path))
         composition_entries = [(c.name, c.path) for c in manifest.compositions]
+        if not read_components:
+            entries = []
+    elif not read_components:
+        return snap
     else:
         try:
             found = mirror.find_files(commit, COMPONENT_FILE, max_depth=6)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,26 @@ def sync_lock_is_free(engine: Engine, repository_id: uuid.UUID) -> bool:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, :k)"),
                          {"ns": _SYNC_LOCK_NAMESPACE, "k": _lock_key(repository_id)})
         return bool(got)
+
+
+def recover_if_stale(engine: Engine, repository_id: uuid.UUID) -> bool:
+    """Mark a SYNC_IN_PROGRESS left by a killed run as failed, atomically with respect to syncs.
+
+    The check (nobody holds the repository's sync lock) and the repair run while *we* hold
+    that lock, so a sync that starts in between cannot have its live state overwritten
+    (syncs record SYNC_IN_PROGRESS only under the lock). Returns True when a state was repaired.
+    """
+    params = {"ns": _SYNC_LOCK_NAMESPACE, "k": _lock_key(repository_id)}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :k)"), params).scalar():
+            return False
+        try:
+            with Session(bind=conn) as session:
+                repaired = recover_stale_in_progress(session=session, repository_ids=[repository_id])
+                session.commit()
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, :k)"), params)
+    return repaired > 0
 
 
 # --- registration -----------------------------------------------------------------------------
@@ -230,13 +250,25 @@ def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation
     session.flush()
 
 
+def _lock_rows_in_order(session: Session, ids: Sequence[uuid.UUID]) -> None:
+    """Row-lock repositories in id order first, so concurrent multi-row writers cannot deadlock."""
+    session.execute(sa.select(Repository.id).where(Repository.id.in_(list(ids)))
+                    .order_by(Repository.id).with_for_update())
+
+
 def record_unchanged(*, session: Session, repository_ids: Sequence[uuid.UUID]) -> None:
-    """No-op syncs: two set-based statements for all of them, no component rows touched."""
+    """No-op syncs: three set-based statements for all of them, no component rows touched.
+
+    A repository that another run has meanwhile put in SYNC_IN_PROGRESS keeps that state
+    (that run records its own outcome); this run still logs its "up to date" operation.
+    """
     if not repository_ids:
         return
     now = datetime.now(UTC)
-    ids = list(repository_ids)
-    session.execute(sa.update(Repository).where(Repository.id.in_(ids)).values(
+    ids = sorted(repository_ids)
+    _lock_rows_in_order(session, ids)
+    session.execute(sa.update(Repository).where(
+        Repository.id.in_(ids), Repository.sync_status != RepoSyncStatus.SYNC_IN_PROGRESS).values(
         last_sync=now, sync_status=RepoSyncStatus.SYNCED, last_error=None, failure_count=0, next_sync_after=None))
     session.execute(sa.insert(SyncOperation), [
         dict(repository_id=i, operation=SyncOperationType.PULL_UPSTREAM, status=SyncOperationStatus.COMPLETED,
@@ -246,7 +278,10 @@ def record_unchanged(*, session: Session, repository_ids: Sequence[uuid.UUID]) -
 
 
 def record_failures(*, session: Session, failures: Mapping[uuid.UUID, str], backoff_seconds: int) -> None:
-    for repo_id, error in failures.items():
+    if not failures:
+        return
+    _lock_rows_in_order(session, list(failures))
+    for repo_id, error in sorted(failures.items()):
         finish_sync_failure(session=session, repository_id=repo_id, operation_id=None, error=error,
                             backoff_seconds=backoff_seconds)
 
@@ -295,7 +330,8 @@ def update_release_flags(*, session: Session, changes: Sequence[tuple[uuid.UUID,
     """One executemany UPDATE for the rows whose release facts changed."""
     if not changes:
         return
-    table = Component.__table__
+    table = sa.table("components", sa.column("id"), sa.column("release_tags", ARRAY(sa.Text)),
+                     sa.column("is_release"), sa.column("is_reused_version"))
     stmt = (sa.update(table).where(table.c.id == sa.bindparam("row_id"))
             .values(release_tags=sa.bindparam("tags"), is_release=sa.bindparam("rel"),
                     is_reused_version=sa.bindparam("reused")))

@@ -36,7 +36,7 @@ _BARE_FORBIDDEN = set(".[]\"'")
 
 
 def _path_error(path: str, message: str) -> ConfigError:
-    return ConfigError(f"path {path!r}: {message}", hint="Write paths like a.b[2].c, a.b.2.c or a.\"dotted.key\".c")
+    return ConfigError(f"path {path!r}: {message}", hint='Write paths like a.b[2].c, a.b.2.c or a."dotted.key".c')
 
 
 def parse_path(path: str) -> list[Segment]:
@@ -156,9 +156,7 @@ def set_path(obj: Any, path: str, value: Any) -> Any:
             current = child
             continue
         elif found and child is not None:
-            raise _path_error(
-                path, f"{_describe(segments, at + 1)} is a {type(child).__name__}; cannot go below it"
-            )
+            raise _path_error(path, f"{_describe(segments, at + 1)} is a {type(child).__name__}; cannot go below it")
         else:
             new_value = [] if segments[at + 1][0] == "index" else {}
         if isinstance(current, dict):

@@ -210,7 +210,7 @@ def _check_repository(value: str | None) -> str | None:
 
 Name = Annotated[str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
 SemVer = Annotated[str, BeforeValidator(_check_semver), Field(json_schema_extra={"format": "semver"})]
-ConstraintText = Annotated[str, BeforeValidator(_constraint_text)]
+ConstraintText = Annotated[str, BeforeValidator(_constraint_text, json_schema_input_type=str | int | float)]
 RelPath = Annotated[str, AfterValidator(_check_relpath)]
 RepositoryRef = Annotated[str | None, AfterValidator(_check_repository)]
 
@@ -355,8 +355,8 @@ def _entry_from_string(value: Any) -> Any:
     return value
 
 
-Entry = Annotated[DependencyEntry, BeforeValidator(_entry_from_string)]
-EntryList = Annotated[list[Entry], BeforeValidator(_none_to_list)]
+Entry = Annotated[DependencyEntry, BeforeValidator(_entry_from_string, json_schema_input_type=DependencyEntry | str)]
+EntryList = Annotated[list[Entry], BeforeValidator(_none_to_list, json_schema_input_type=list[Entry] | None)]
 
 
 class DependencyBlock(BaseModel):
@@ -376,9 +376,7 @@ class DependencyBlock(BaseModel):
         if isinstance(data, Mapping):
             for key in data:
                 if key not in cls.model_fields:
-                    raise _at(
-                        f".{key}", "unknown dependency group (expected tools, prompts, agents, peer or dev)"
-                    )
+                    raise _at(f".{key}", "unknown dependency group (expected tools, prompts, agents, peer or dev)")
         return data
 
     def specs(self) -> list[DependencySpec]:
@@ -464,7 +462,9 @@ class ManifestEntry(BaseModel):
     path: RelPath
 
 
-ManifestEntryList = Annotated[list[ManifestEntry], BeforeValidator(_none_to_list)]
+ManifestEntryList = Annotated[
+    list[ManifestEntry], BeforeValidator(_none_to_list, json_schema_input_type=list[ManifestEntry] | None)
+]
 
 
 class ManifestComponents(BaseModel):
@@ -489,10 +489,12 @@ class RepositoryManifest(_Document):
 
     kind: Literal["ComponentRepository"]
     metadata: ManifestMetadata
-    repository: Annotated[RepositoryInfo, BeforeValidator(_none_to_dict)] = Field(default_factory=RepositoryInfo)
-    components: Annotated[ManifestComponents, BeforeValidator(_none_to_dict)] = Field(
-        default_factory=ManifestComponents
-    )
+    repository: Annotated[
+        RepositoryInfo, BeforeValidator(_none_to_dict, json_schema_input_type=RepositoryInfo | None)
+    ] = Field(default_factory=RepositoryInfo)
+    components: Annotated[
+        ManifestComponents, BeforeValidator(_none_to_dict, json_schema_input_type=ManifestComponents | None)
+    ] = Field(default_factory=ManifestComponents)
     compositions: ManifestEntryList = []
 
     @model_validator(mode="after")
@@ -578,7 +580,7 @@ class ComponentMetadata(BaseModel):
     description: str | None = None
     author: str | None = None
     license: str | None = None
-    tags: Annotated[list[str], BeforeValidator(_none_to_list)] = []
+    tags: Annotated[list[str], BeforeValidator(_none_to_list, json_schema_input_type=list[str] | None)] = []
 
 
 class ComponentSpec(BaseModel):
@@ -586,9 +588,9 @@ class ComponentSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    dependencies: Annotated[DependencyBlock, BeforeValidator(_none_to_dict)] = Field(
-        default_factory=DependencyBlock
-    )
+    dependencies: Annotated[
+        DependencyBlock, BeforeValidator(_none_to_dict, json_schema_input_type=DependencyBlock | None)
+    ] = Field(default_factory=DependencyBlock)
     _short_forms: list[tuple[DependencyGroup, int, DependencyEntry]] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
@@ -613,7 +615,9 @@ class PromptSpec(ComponentSpec):
     type: Literal["system", "template", "task"] | None = None
     template: str | None = None
     template_file: RelPath | None = None
-    variables: Annotated[list[PromptVariable], BeforeValidator(_none_to_list)] = []
+    variables: Annotated[
+        list[PromptVariable], BeforeValidator(_none_to_list, json_schema_input_type=list[PromptVariable] | None)
+    ] = []
 
     @model_validator(mode="after")
     def _unique_variables(self) -> Self:
@@ -647,7 +651,9 @@ class ComponentDocument(_Document):
 
     kind: Literal["Tool", "Prompt", "Agent"]
     metadata: ComponentMetadata
-    spec: Annotated[ComponentSpec, BeforeValidator(_none_to_dict)] = Field(default_factory=ComponentSpec)
+    spec: Annotated[ComponentSpec, BeforeValidator(_none_to_dict, json_schema_input_type=ComponentSpec | None)] = Field(
+        default_factory=ComponentSpec
+    )
 
     @property
     def name(self) -> str:
@@ -669,17 +675,23 @@ class ComponentDocument(_Document):
 
 class ToolDocument(ComponentDocument):
     kind: Literal["Tool"]
-    spec: Annotated[ToolSpec, BeforeValidator(_none_to_dict)] = Field(default_factory=ToolSpec)
+    spec: Annotated[ToolSpec, BeforeValidator(_none_to_dict, json_schema_input_type=ToolSpec | None)] = Field(
+        default_factory=ToolSpec
+    )
 
 
 class PromptDocument(ComponentDocument):
     kind: Literal["Prompt"]
-    spec: Annotated[PromptSpec, BeforeValidator(_none_to_dict)] = Field(default_factory=PromptSpec)
+    spec: Annotated[PromptSpec, BeforeValidator(_none_to_dict, json_schema_input_type=PromptSpec | None)] = Field(
+        default_factory=PromptSpec
+    )
 
 
 class AgentDocument(ComponentDocument):
     kind: Literal["Agent"]
-    spec: Annotated[AgentSpec, BeforeValidator(_none_to_dict)] = Field(default_factory=AgentSpec)
+    spec: Annotated[AgentSpec, BeforeValidator(_none_to_dict, json_schema_input_type=AgentSpec | None)] = Field(
+        default_factory=AgentSpec
+    )
 
 
 _COMPONENT_CLASSES: dict[str, type[ComponentDocument]] = {
@@ -700,7 +712,7 @@ class CompositionMetadata(BaseModel):
     description: str | None = None
 
 
-ConfigMap = Annotated[dict[str, Any], BeforeValidator(_none_to_dict)]
+ConfigMap = Annotated[dict[str, Any], BeforeValidator(_none_to_dict, json_schema_input_type=dict[str, Any] | None)]
 
 
 class CompositionOverrides(BaseModel):
@@ -708,9 +720,15 @@ class CompositionOverrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tools: Annotated[dict[Name, ConfigMap], BeforeValidator(_none_to_dict)] = {}
-    prompts: Annotated[dict[Name, ConfigMap], BeforeValidator(_none_to_dict)] = {}
-    agents: Annotated[dict[Name, ConfigMap], BeforeValidator(_none_to_dict)] = {}
+    tools: Annotated[
+        dict[Name, ConfigMap], BeforeValidator(_none_to_dict, json_schema_input_type=dict[Name, ConfigMap] | None)
+    ] = {}
+    prompts: Annotated[
+        dict[Name, ConfigMap], BeforeValidator(_none_to_dict, json_schema_input_type=dict[Name, ConfigMap] | None)
+    ] = {}
+    agents: Annotated[
+        dict[Name, ConfigMap], BeforeValidator(_none_to_dict, json_schema_input_type=dict[Name, ConfigMap] | None)
+    ] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -724,10 +742,12 @@ class CompositionOverrides(BaseModel):
 
 class CompositionSpec(ComponentSpec):
     configuration: ConfigMap = {}
-    overrides: Annotated[CompositionOverrides, BeforeValidator(_none_to_dict)] = Field(
-        default_factory=CompositionOverrides
-    )
-    environments: Annotated[dict[str, ConfigMap], BeforeValidator(_none_to_dict)] = {}
+    overrides: Annotated[
+        CompositionOverrides, BeforeValidator(_none_to_dict, json_schema_input_type=CompositionOverrides | None)
+    ] = Field(default_factory=CompositionOverrides)
+    environments: Annotated[
+        dict[str, ConfigMap], BeforeValidator(_none_to_dict, json_schema_input_type=dict[str, ConfigMap] | None)
+    ] = {}
     deployment: ConfigMap = {}
 
 
@@ -736,7 +756,9 @@ class CompositionDocument(_Document):
 
     kind: Literal["Composition"]
     metadata: CompositionMetadata
-    spec: Annotated[CompositionSpec, BeforeValidator(_none_to_dict)] = Field(default_factory=CompositionSpec)
+    spec: Annotated[CompositionSpec, BeforeValidator(_none_to_dict, json_schema_input_type=CompositionSpec | None)] = (
+        Field(default_factory=CompositionSpec)
+    )
 
     @property
     def name(self) -> str:

@@ -259,7 +259,8 @@ def _load_lock_data(text: str | bytes, source: str) -> dict[str, Any]:
 
 def parse_lock(text: str | bytes, *, source: str) -> LockFile:
     """Read a lock file; any problem is a LockError naming ``source`` and the field."""
-    if isinstance(text, str) and has_conflict_markers(text):
+    probe = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
+    if has_conflict_markers(probe):
         raise LockError(
             f"{source}: contains git conflict markers",
             hint="Run `agentforge lock`: it re-resolves and keeps the pins both sides agree on.",

@@ -28,3 +28,15 @@ class SyncPlan(BaseModel):
     failed_codes: dict[str, str] = {}
     skipped: dict[str, str] = {}     # id → reason (disabled)
     names: dict[str, str] = {}       # id → name
+
+
+class LockWritten(BaseModel):
+    """What `lock` wrote."""
+
+    path: str
+    changed: bool
+    packages: int
+    edges: int
+    content_hash: str
+    skipped: list[str] = []
+    kept_pins: int = 0

@@ -116,8 +116,9 @@ def _decode(data: bytes | str, source: str) -> str:
             hint="Split the document or move large content (templates, data) into separate files.",
         )
     if b"\x00" in raw:
-        raise DocumentError(f"{source}: document contains a NUL byte (binary or UTF-16 file?)",
-                            hint="Save the file as UTF-8 text.")
+        raise DocumentError(
+            f"{source}: document contains a NUL byte (binary or UTF-16 file?)", hint="Save the file as UTF-8 text."
+        )
     if not text:
         try:
             text = raw.decode("utf-8")

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from agentforge.config import Settings, get_settings
@@ -68,20 +69,27 @@ def open_mirror(settings: Settings, repository_id: uuid.UUID, url: str) -> Repos
 
 
 def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) -> SyncPlan:
-    """Load targets, recover stale SYNC_IN_PROGRESS, ask every remote for its refs at once."""
+    """Load targets, recover stale SYNC_IN_PROGRESS, ask every remote for its refs at once.
+
+    A plain sync of everything (``names`` empty) leaves out repositories inside their failure
+    back-off window (``next_sync_after``), so a broken remote is not hammered by a schedule;
+    naming a repository syncs it regardless.
+    """
     settings = settings or get_settings()
     engine = get_engine(settings)
     with session_scope(engine) as session:
         targets = repos_q.sync_targets(session=session, names=names)
-    stale = [t.id for t in targets if t.status == "SYNC_IN_PROGRESS" and repos_q.sync_lock_is_free(engine, t.id)]
-    if stale:
-        with session_scope(engine) as session:
-            repos_q.recover_stale_in_progress(session=session, repository_ids=stale)
+    recovered = {t.id for t in targets if t.status == "SYNC_IN_PROGRESS" and repos_q.recover_if_stale(engine, t.id)}
     plan = SyncPlan(names={str(t.id): t.name for t in targets})
+    now = datetime.now(UTC)
     active: list[RepoSyncTarget] = []
     for t in targets:
         if not t.is_active:
             plan.skipped[str(t.id)] = "disabled (`agentforge repo enable` turns it back on)"
+        elif (not names and t.id not in recovered and t.status == "SYNC_FAILED"
+              and t.next_sync_after is not None and t.next_sync_after > now):
+            plan.skipped[str(t.id)] = (f"backing off after a failed sync until "
+                                       f"{t.next_sync_after:%Y-%m-%d %H:%M:%S} UTC (name it to sync now)")
         else:
             active.append(t)
     token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings) for t in active}
@@ -294,7 +302,8 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
         snapshots: dict[str, Snapshot] = {}
         for commit in sorted(set(labels) - known):
             snapshots[commit] = read_snapshot(mirror, commit, label=labels[commit])
-        tip_snapshot = snapshots.get(tip) or read_snapshot(mirror, tip, label=branch)
+        # A known tip: its components are stored; only the manifest and compositions are re-read.
+        tip_snapshot = snapshots.get(tip) or read_snapshot(mirror, tip, label=branch, read_components=False)
         if tip_snapshot.fatal:
             raise AgentForgeError(tip_snapshot.fatal, code="MANIFEST_INVALID",
                                   hint="Fix the manifest on the default branch and push; then sync again.")
@@ -309,9 +318,9 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
         commit_time = {c: mirror.commit_time(c).timestamp() for c in release_commits | {tip}}
         # Tree ids of each release tag's components as first seen, for the ledger.
         for commit, trees in facts.new_tags.values():
-            snap = snapshots.get(commit)
-            if snap is not None:
-                trees.update({rec.path: rec.tree_hash or "" for rec in snap.components})
+            first_seen = snapshots.get(commit)
+            if first_seen is not None:
+                trees.update({rec.path: rec.tree_hash or "" for rec in first_seen.components})
     finally:
         mirror.close()
 
@@ -327,7 +336,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
         repos_q.write_tag_ledger(session=session, repository_id=target.id, new=facts.new_tags, moved=facts.moved,
                                  deleted=facts.deleted, reappeared=facts.reappeared)
         releases = sum(1 for f in flags.values() if f[1])
-        message = (f"{inserted} new component rows, {releases} releases, "
+        message = (f"{inserted} new component rows from {len(snapshots)} new commits read, {releases} releases, "
                    f"{len(tags)} tags, tip {tip[:12]} on {branch}")
         repos_q.finish_sync_success(
             session=session, repository_id=target.id, operation_id=op_id, refs=_release_relevant(refs),

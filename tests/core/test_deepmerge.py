@@ -11,7 +11,12 @@ from agentforge.core.deepmerge import deep_merge, get_path, parse_path, parse_se
 from agentforge.errors import ConfigError
 
 MERGES: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = [
-    ("maps merge deeply", {"llm": {"model": "a", "t": 0.1}}, {"llm": {"model": "b"}}, {"llm": {"model": "b", "t": 0.1}}),
+    (
+        "maps merge deeply",
+        {"llm": {"model": "a", "t": 0.1}},
+        {"llm": {"model": "b"}},
+        {"llm": {"model": "b", "t": 0.1}},
+    ),
     ("lists replace", {"tags": [1, 2, 3]}, {"tags": [9]}, {"tags": [9]}),
     ("scalar replaces map", {"a": {"b": 1}}, {"a": 5}, {"a": 5}),
     ("map replaces scalar", {"a": 5}, {"a": {"b": 1}}, {"a": {"b": 1}}),
@@ -130,7 +135,10 @@ def test_parse_set_arguments() -> None:
     ]
 
 
-@pytest.mark.parametrize(("argument", "needle"), [("novalue", "KEY=VALUE"), ("=x", "KEY=VALUE"), ("a..b=1", "'a..b'"), ("k=[oops", "--set k")])
+@pytest.mark.parametrize(
+    ("argument", "needle"),
+    [("novalue", "KEY=VALUE"), ("=x", "KEY=VALUE"), ("a..b=1", "'a..b'"), ("k=[oops", "--set k")],
+)
 def test_parse_set_arguments_errors(argument: str, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_set_arguments([argument])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from pydantic import ValidationError
 
 from agentforge.core.documents import (
     AgentDocument,
@@ -256,46 +257,129 @@ def test_parse_any_dispatches_and_accepts_json() -> None:
     json_doc = '{"apiVersion": "forge.dev/v1", "kind": "Prompt", "metadata": {"name": "p", "version": "1.0.0"}}'
     parsed = parse_any(json_doc, source="p.json")
     assert isinstance(parsed, ComponentDocument) and parsed.kind == "Prompt"
-    assert isinstance(parse_any({"apiVersion": "forge.dev/v1", "kind": "Composition",
-                                 "metadata": {"name": "c", "version": "0.1.0"}}, source="c.yaml"), CompositionDocument)
+    assert isinstance(
+        parse_any(
+            {"apiVersion": "forge.dev/v1", "kind": "Composition", "metadata": {"name": "c", "version": "0.1.0"}},
+            source="c.yaml",
+        ),
+        CompositionDocument,
+    )
 
 
 HEAD = "apiVersion: forge.dev/v1\nkind: Tool\n"
 META = "metadata: {name: x, version: 1.0.0}\n"
 
 BAD_COMPONENTS = [
-    ("bad semver", HEAD + "metadata: {name: x, version: 1.x}\n", "metadata.version: '1.x' is not a valid semantic version"),
-    ("leading v", HEAD + "metadata: {name: x, version: v1.0.0}\n", "metadata.version: 'v1.0.0' is not a valid semantic version"),
-    ("numeric version", HEAD + "metadata: {name: x, version: 1.0}\n", "metadata.version: 1.0 is not a valid semantic version"),
+    (
+        "bad semver",
+        HEAD + "metadata: {name: x, version: 1.x}\n",
+        "metadata.version: '1.x' is not a valid semantic version",
+    ),
+    (
+        "leading v",
+        HEAD + "metadata: {name: x, version: v1.0.0}\n",
+        "metadata.version: 'v1.0.0' is not a valid semantic version",
+    ),
+    (
+        "numeric version",
+        HEAD + "metadata: {name: x, version: 1.0}\n",
+        "metadata.version: 1.0 is not a valid semantic version",
+    ),
     ("missing version", HEAD + "metadata: {name: x}\n", "metadata.version: is required"),
     ("missing metadata", HEAD, "metadata: is required"),
-    ("bad name", HEAD + "metadata: {name: Bad_Name, version: 1.0.0}\n", "metadata.name: 'Bad_Name' is not a valid name"),
+    (
+        "bad name",
+        HEAD + "metadata: {name: Bad_Name, version: 1.0.0}\n",
+        "metadata.name: 'Bad_Name' is not a valid name",
+    ),
     ("long name", HEAD + "metadata: {name: " + "a" * 101 + ", version: 1.0.0}\n", "metadata.name:"),
-    ("wrong apiVersion", "apiVersion: forge.dev/v2\nkind: Tool\n" + META, "apiVersion: unsupported apiVersion 'forge.dev/v2'"),
+    (
+        "wrong apiVersion",
+        "apiVersion: forge.dev/v2\nkind: Tool\n" + META,
+        "apiVersion: unsupported apiVersion 'forge.dev/v2'",
+    ),
     ("missing apiVersion", "kind: Tool\n" + META, "apiVersion: is required"),
     ("unknown kind", "apiVersion: forge.dev/v1\nkind: Widget\n" + META, "kind: unknown or unexpected kind 'Widget'"),
     ("missing kind", "apiVersion: forge.dev/v1\n" + META, "kind: is required"),
-    ("composition as component", "apiVersion: forge.dev/v1\nkind: Composition\n" + META, "kind: unknown or unexpected kind 'Composition'"),
+    (
+        "composition as component",
+        "apiVersion: forge.dev/v1\nkind: Composition\n" + META,
+        "kind: unknown or unexpected kind 'Composition'",
+    ),
     ("tool type", HEAD + META + "spec: {type: rest}\n", "spec.type: 'rest' is not allowed"),
-    ("dependency group typo", HEAD + META + "spec: {dependencies: {tool: []}}\n", "spec.dependencies.tool: unknown dependency group"),
-    ("dependency without name", HEAD + META + "spec: {dependencies: {tools: [{version: '1'}]}}\n", "spec.dependencies.tools[0].component: is required"),
-    ("dependency bad repo", HEAD + META + "spec: {dependencies: {tools: [{component: a, repository: 'ext::sh -c id'}]}}\n",
-     "spec.dependencies.tools[0].repository: repository URL"),
-    ("dependency creds", HEAD + META + "spec: {dependencies: {tools: [{component: a, repository: 'https://u:pw@h/o/r'}]}}\n",
-     "spec.dependencies.tools[0].repository: repository URL 'https://u:***@h/o/r': must not contain credentials"),
-    ("peer bad kind", HEAD + META + "spec: {dependencies: {peer: [{component: a, kind: Widget}]}}\n", "spec.dependencies.peer[0].kind: 'Widget' is not a component kind"),
-    ("name vs component", HEAD + META + "spec: {dependencies: {tools: [{component: a, name: b}]}}\n", "spec.dependencies.tools[0].name: 'b' differs"),
-    ("optional vs required", HEAD + META + "spec: {dependencies: {tools: [{component: a, optional: true, required: true}]}}\n", "spec.dependencies.tools[0].required: contradicts"),
-    ("empty constraint", HEAD + META + "spec: {dependencies: {tools: [{component: a, version: ''}]}}\n", "spec.dependencies.tools[0].version: version constraint is empty"),
+    (
+        "dependency group typo",
+        HEAD + META + "spec: {dependencies: {tool: []}}\n",
+        "spec.dependencies.tool: unknown dependency group",
+    ),
+    (
+        "dependency without name",
+        HEAD + META + "spec: {dependencies: {tools: [{version: '1'}]}}\n",
+        "spec.dependencies.tools[0].component: is required",
+    ),
+    (
+        "dependency bad repo",
+        HEAD + META + "spec: {dependencies: {tools: [{component: a, repository: 'ext::sh -c id'}]}}\n",
+        "spec.dependencies.tools[0].repository: repository URL",
+    ),
+    (
+        "dependency creds",
+        HEAD + META + "spec: {dependencies: {tools: [{component: a, repository: 'https://u:pw@h/o/r'}]}}\n",
+        "spec.dependencies.tools[0].repository: repository URL 'https://u:***@h/o/r': must not contain credentials",
+    ),
+    (
+        "peer bad kind",
+        HEAD + META + "spec: {dependencies: {peer: [{component: a, kind: Widget}]}}\n",
+        "spec.dependencies.peer[0].kind: 'Widget' is not a component kind",
+    ),
+    (
+        "name vs component",
+        HEAD + META + "spec: {dependencies: {tools: [{component: a, name: b}]}}\n",
+        "spec.dependencies.tools[0].name: 'b' differs",
+    ),
+    (
+        "optional vs required",
+        HEAD + META + "spec: {dependencies: {tools: [{component: a, optional: true, required: true}]}}\n",
+        "spec.dependencies.tools[0].required: contradicts",
+    ),
+    (
+        "empty constraint",
+        HEAD + META + "spec: {dependencies: {tools: [{component: a, version: ''}]}}\n",
+        "spec.dependencies.tools[0].version: version constraint is empty",
+    ),
     ("short form bad source", HEAD + META + "spec: {tools: [{source: 'forge://ns/Bad'}]}\n", "spec.tools[0].source:"),
-    ("short form conflicting version", HEAD + META + "spec: {tools: [{source: 'forge://ns/a:1.0.0', version: '2.0.0'}]}\n", "spec.tools[0].version:"),
+    (
+        "short form conflicting version",
+        HEAD + META + "spec: {tools: [{source: 'forge://ns/a:1.0.0', version: '2.0.0'}]}\n",
+        "spec.tools[0].version:",
+    ),
     ("list at top", "- a\n- b\n", "expected a mapping at the top level"),
     ("empty file", "", "document is empty"),
-    ("prompt template_file escapes", "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {template_file: ../../etc/passwd}\n", "spec.template_file: path '../../etc/passwd' leaves the repository"),
-    ("prompt variable type", "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v, type: date}]}\n", "spec.variables[0].type: 'date' is not allowed"),
-    ("prompt default not in enum", "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v, enum: [a], default: b}]}\n", "spec.variables[0].default: 'b' is not one of the enum values"),
-    ("prompt duplicate variable", "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v}, {name: v}]}\n", "spec.variables[1].name: duplicate variable 'v'"),
-    ("agent max_tokens", "apiVersion: forge.dev/v1\nkind: Agent\n" + META + "spec: {llm: {max_tokens: 0}}\n", "spec.llm.max_tokens:"),
+    (
+        "prompt template_file escapes",
+        "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {template_file: ../../etc/passwd}\n",
+        "spec.template_file: path '../../etc/passwd' leaves the repository",
+    ),
+    (
+        "prompt variable type",
+        "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v, type: date}]}\n",
+        "spec.variables[0].type: 'date' is not allowed",
+    ),
+    (
+        "prompt default not in enum",
+        "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v, enum: [a], default: b}]}\n",
+        "spec.variables[0].default: 'b' is not one of the enum values",
+    ),
+    (
+        "prompt duplicate variable",
+        "apiVersion: forge.dev/v1\nkind: Prompt\n" + META + "spec: {variables: [{name: v}, {name: v}]}\n",
+        "spec.variables[1].name: duplicate variable 'v'",
+    ),
+    (
+        "agent max_tokens",
+        "apiVersion: forge.dev/v1\nkind: Agent\n" + META + "spec: {llm: {max_tokens: 0}}\n",
+        "spec.llm.max_tokens:",
+    ),
     ("yaml error", HEAD + "metadata: [\n", "invalid YAML"),
 ]
 
@@ -315,7 +399,10 @@ def test_bad_components(label: str, text: str, needle: str) -> None:
 def test_the_exact_message_of_the_brief() -> None:
     with pytest.raises(DocumentError) as info:
         parse_component(HEAD + "metadata: {name: x, version: '1.x'}\n", source=COMPONENT_SRC)
-    assert info.value.message == "components/tools/x/component.yaml: metadata.version: '1.x' is not a valid semantic version"
+    assert (
+        info.value.message
+        == "components/tools/x/component.yaml: metadata.version: '1.x' is not a valid semantic version"
+    )
 
 
 def test_several_problems_are_all_reported() -> None:
@@ -329,21 +416,39 @@ def test_several_problems_are_all_reported() -> None:
 MHEAD = "apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata: {name: repo}\n"
 
 BAD_MANIFESTS = [
-    ("dotdot", MHEAD + "components: {tools: [{name: a, path: ../outside}]}\n", "components.tools[0].path: path '../outside' leaves the repository"),
+    (
+        "dotdot",
+        MHEAD + "components: {tools: [{name: a, path: ../outside}]}\n",
+        "components.tools[0].path: path '../outside' leaves the repository",
+    ),
     ("inner dotdot", MHEAD + "components: {tools: [{name: a, path: a/../../b}]}\n", "components.tools[0].path:"),
-    ("absolute", MHEAD + "components: {tools: [{name: a, path: /etc}]}\n", "components.tools[0].path: path '/etc' is absolute"),
+    (
+        "absolute",
+        MHEAD + "components: {tools: [{name: a, path: /etc}]}\n",
+        "components.tools[0].path: path '/etc' is absolute",
+    ),
     ("drive", MHEAD + "components: {tools: [{name: a, path: 'C:/x'}]}\n", "is absolute"),
     ("backslash", MHEAD + "components: {tools: [{name: a, path: 'a\\\\..\\\\b'}]}\n", "backslash"),
     ("nul", MHEAD + 'components: {tools: [{name: a, path: "a\\0b"}]}\n', "NUL"),
     ("empty path", MHEAD + "components: {tools: [{name: a, path: ''}]}\n", "path is empty"),
     ("missing path", MHEAD + "components: {tools: [{name: a}]}\n", "components.tools[0].path: is required"),
-    ("duplicate tool", MHEAD + "components: {tools: [{name: a, path: x}, {name: b, path: y}, {name: a, path: z}]}\n",
-     "components.tools[2].name: duplicate name 'a' (also at components.tools[0].name)"),
-    ("duplicate composition", MHEAD + "compositions: [{name: s, path: x.yaml}, {name: s, path: y.yaml}]\n",
-     "compositions[1].name: duplicate name 's' (also at compositions[0].name)"),
+    (
+        "duplicate tool",
+        MHEAD + "components: {tools: [{name: a, path: x}, {name: b, path: y}, {name: a, path: z}]}\n",
+        "components.tools[2].name: duplicate name 'a' (also at components.tools[0].name)",
+    ),
+    (
+        "duplicate composition",
+        MHEAD + "compositions: [{name: s, path: x.yaml}, {name: s, path: y.yaml}]\n",
+        "compositions[1].name: duplicate name 's' (also at compositions[0].name)",
+    ),
     ("group typo", MHEAD + "components: {tool: []}\n", "components.tool: unknown component group"),
     ("repository type", MHEAD + "repository: {type: things}\n", "repository.type: 'things' is not allowed"),
-    ("bad repo name", "apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata: {name: Repo}\n", "metadata.name: 'Repo'"),
+    (
+        "bad repo name",
+        "apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata: {name: Repo}\n",
+        "metadata.name: 'Repo'",
+    ),
 ]
 
 
@@ -368,7 +473,11 @@ BAD_COMPOSITIONS = [
     ("override group", CPS + "spec: {overrides: {tool: {}}}\n", "spec.overrides.tool: unknown override group"),
     ("override not a map", CPS + "spec: {overrides: {tools: {a: 5}}}\n", "spec.overrides.tools.a:"),
     ("environment not a map", CPS + "spec: {environments: {dev: [1]}}\n", "spec.environments.dev:"),
-    ("composition version", "apiVersion: forge.dev/v1\nkind: Composition\nmetadata: {name: s, version: '1'}\n", "metadata.version:"),
+    (
+        "composition version",
+        "apiVersion: forge.dev/v1\nkind: Composition\nmetadata: {name: s, version: '1'}\n",
+        "metadata.version:",
+    ),
 ]
 
 
@@ -396,6 +505,6 @@ def test_safe_relpath_refuses(path: str) -> None:
 
 def test_dependency_spec_is_frozen_and_hashable() -> None:
     spec = DependencySpec(component="a", group="tools")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         spec.component = "b"  # type: ignore[misc]
     assert {spec, DependencySpec(component="a", group="tools")} == {spec}

@@ -18,9 +18,7 @@ def test_sha256_hex() -> None:
 
 def test_component_checksum_matches_the_written_recipe() -> None:
     files = [("src/main.py", b"print('hi')\n"), ("component.yaml", b"kind: Tool\n"), ("README.md", b"")]
-    lines = "".join(
-        f"{hashlib.sha256(content).hexdigest()}  {path}\n" for path, content in sorted(files)
-    )
+    lines = "".join(f"{hashlib.sha256(content).hexdigest()}  {path}\n" for path, content in sorted(files))
     expected = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
     assert component_checksum(files) == expected
     assert component_checksum(reversed(files)) == expected  # order of input does not matter

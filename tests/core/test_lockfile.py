@@ -33,7 +33,9 @@ TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 SUM = "sha256:" + "0" * 64
 
 
-def package(repository: str, component: str, commit: str = C1, version: str = "2.1.3", **extra: object) -> LockedPackage:
+def package(
+    repository: str, component: str, commit: str = C1, version: str = "2.1.3", **extra: object
+) -> LockedPackage:
     return LockedPackage(
         repository=repository,
         component=component,
@@ -90,21 +92,59 @@ GOOD_PKG = (
 HEADER = f"lockfile_version: 1\nroot: {{kind: Composition, name: s, version: 1.0.0}}\ncontent_hash: '{SUM}'\n"
 
 BAD_LOCKS = [
-    ("wrong version", HEADER.replace("lockfile_version: 1", "lockfile_version: 2") + "packages: {}\n", "lockfile_version: unsupported lock file version 2"),
-    ("missing version", HEADER.replace("lockfile_version: 1\n", "") + "packages: {}\n", "lockfile_version: is required"),
-    ("short commit", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(C1, "abc123"), "packages.github.com/o/r/c.commit: 'abc123' is not a full"),
+    (
+        "wrong version",
+        HEADER.replace("lockfile_version: 1", "lockfile_version: 2") + "packages: {}\n",
+        "lockfile_version: unsupported lock file version 2",
+    ),
+    (
+        "missing version",
+        HEADER.replace("lockfile_version: 1\n", "") + "packages: {}\n",
+        "lockfile_version: is required",
+    ),
+    (
+        "short commit",
+        HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(C1, "abc123"),
+        "packages.github.com/o/r/c.commit: 'abc123' is not a full",
+    ),
     ("upper-case commit", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(C1, C1.upper()), ".commit:"),
-    ("missing tree", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(f"    tree: {TREE}\n", ""), ".tree: is required"),
+    (
+        "missing tree",
+        HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(f"    tree: {TREE}\n", ""),
+        ".tree: is required",
+    ),
     ("bad checksum", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace(SUM, "md5:x"), ".checksum:"),
-    ("bad dependency type", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace("direct", "sideways"), ".dependency_type: 'sideways' is not allowed"),
-    ("key mismatch", HEADER + "packages:\n  github.com/o/r/other:\n" + GOOD_PKG, "packages.github.com/o/r/other: key does not match"),
-    ("credentials in url", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace("https://", "https://tok:x@"), "must not contain credentials"),
-    ("non-normalised url", HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace("https://github.com/o/r", "https://github.com/o/r.git"), "not in normalised form"),
+    (
+        "bad dependency type",
+        HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace("direct", "sideways"),
+        ".dependency_type: 'sideways' is not allowed",
+    ),
+    (
+        "key mismatch",
+        HEADER + "packages:\n  github.com/o/r/other:\n" + GOOD_PKG,
+        "packages.github.com/o/r/other: key does not match",
+    ),
+    (
+        "credentials in url",
+        HEADER + "packages:\n  github.com/o/r/c:\n" + GOOD_PKG.replace("https://", "https://tok:x@"),
+        "must not contain credentials",
+    ),
+    (
+        "non-normalised url",
+        HEADER
+        + "packages:\n  github.com/o/r/c:\n"
+        + GOOD_PKG.replace("https://github.com/o/r", "https://github.com/o/r.git"),
+        "not in normalised form",
+    ),
     ("unknown field", HEADER + "packages: {}\nwhen: today\n", "when: unknown field"),
     ("missing root", f"lockfile_version: 1\ncontent_hash: '{SUM}'\n", "root: is required"),
     ("not yaml", "lockfile_version: [1\n", "invalid YAML"),
     ("not a mapping", "- 1\n", "expected a mapping"),
-    ("conflict markers", HEADER + "<<<<<<< HEAD\npackages: {}\n=======\npackages: {}\n>>>>>>> other\n", "conflict markers"),
+    (
+        "conflict markers",
+        HEADER + "<<<<<<< HEAD\npackages: {}\n=======\npackages: {}\n>>>>>>> other\n",
+        "conflict markers",
+    ),
 ]
 
 
@@ -208,9 +248,16 @@ def test_split_sides() -> None:
 
 _names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 _hex40 = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
-_versions = st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)).map(lambda t: "%d.%d.%d" % t)
+_versions = st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)).map(
+    lambda t: f"{t[0]}.{t[1]}.{t[2]}"
+)
 _repos = st.sampled_from(
-    ["https://github.com/o/r", "git@git.example.com:g/s/r.git", "file:///srv/x y".replace(" ", "_"), "https://h.io:8443/a/b"]
+    [
+        "https://github.com/o/r",
+        "git@git.example.com:g/s/r.git",
+        "file:///srv/x y".replace(" ", "_"),
+        "https://h.io:8443/a/b",
+    ]
 )
 _text = st.text(max_size=30)
 
@@ -280,3 +327,10 @@ def test_arbitrary_bytes_give_lock_errors_only(data: bytes) -> None:
         read_lock_with_conflicts(data, source=SRC)
     except LockError as exc:
         assert exc.message.startswith(SRC)
+
+
+def test_conflict_markers_in_bytes_are_detected_too() -> None:
+    data = _conflicted(diff3=False).encode()
+    with pytest.raises(LockError, match="conflict markers"):
+        parse_lock(data, source=SRC)
+    assert read_lock_with_conflicts(data, source=SRC).conflicted

@@ -46,3 +46,34 @@ def test_write_and_check_via_the_module_entry_point(tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stderr
     assert SCHEMA_DIR.is_dir()
+
+
+def test_schemas_accept_documents_the_parsers_accept() -> None:
+    import pytest
+
+    jsonschema = pytest.importorskip("jsonschema")  # present through prefect; optional here
+    from agentforge.core.lockfile import render_lock
+    from agentforge.core.yamlio import load_document
+    from tests.core.test_documents import MANIFEST, TOOL
+    from tests.core.test_lockfile import EXAMPLE
+
+    schemas = {name: json.loads(text) for name, text in render_schemas().items()}
+    cases = [
+        ("manifest.schema.json", load_document(MANIFEST, source="m")),
+        ("component.schema.json", load_document(TOOL, source="t")),
+        ("lockfile.schema.json", load_document(render_lock(EXAMPLE), source="l")),
+        (
+            "composition.schema.json",
+            {
+                "apiVersion": "forge.dev/v1",
+                "kind": "Composition",
+                "metadata": {"name": "s", "version": "1.0.0"},
+                "spec": {"overrides": {"tools": {"a": {"x": 1}}}, "environments": {"dev": {}}},
+            },
+        ),
+    ]
+    for name, document in cases:
+        jsonschema.validate(document, schemas[name])
+    bad = {"apiVersion": "forge.dev/v2", "kind": "Tool", "metadata": {"name": "x", "version": "1.0.0"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schemas["component.schema.json"])

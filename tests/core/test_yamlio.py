@@ -56,7 +56,11 @@ BAD = [
     ("billion laughs", _billion_laughs(), "alias bomb"),
     ("deep nesting", "[" * 100 + "]" * 100, "nesting deeper than 64"),
     ("deep json", "[" * 5000 + "]" * 5000, "nest"),
-    ("deep via alias", "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30, "once aliases are expanded"),
+    (
+        "deep via alias",
+        "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30,
+        "once aliases are expanded",
+    ),
     ("recursive alias", "a: &a [*a]\n", "recursive"),
     ("undefined alias", "a: *nope\n", "undefined"),
     ("duplicate key", "a: 1\nb: 2\na: 3\n", "duplicate key 'a'"),

@@ -1,0 +1,182 @@
+"""`lock`, `install` and `deps tree|why|graph`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agentforge.cli.common import engine, prepare_prefect, run_flow
+from agentforge.cli.output import STATE, console, emit, table
+
+deps_app = typer.Typer(help="Inspect dependency graphs.", no_args_is_help=True)
+
+
+def lock(
+    root: str = typer.Argument(..., help="COMPONENT[@CONSTRAINT], REPO/COMPONENT[@CONSTRAINT] or a composition"),
+    output: Path = typer.Option(Path("forge-lock.yaml"), "-o", "--output", help="Lock file to write"),
+    upgrade: bool = typer.Option(False, "--upgrade", "-U", help="Allow newer versions of everything"),
+    upgrade_package: list[str] = typer.Option([], "--upgrade-package", "-P",
+                                              help="Allow a newer version of this component (repeatable)"),
+    check: bool = typer.Option(False, "--check", help="Exit 1 with the reason when the lock is stale or wrong"),
+    dev: bool = typer.Option(False, "--dev", help="Resolve the root's dev dependencies too"),
+) -> None:
+    """Resolve ROOT to exact commits and write a deterministic lock file."""
+    if check:
+        from agentforge.services.lock import check_lock
+
+        engine()
+        result = check_lock(root, output, include_dev=dev)
+        emit(result.model_dump(), f"{output} is up to date and matches the mirrors" if result.ok else
+             "\n".join([f"{output} is not valid for {root}:"] + [f"  - {r}" for r in result.reasons]))
+        raise typer.Exit(0 if result.ok else 1)
+    prepare_prefect()
+    engine()
+    from flows.lock import resolve_and_lock
+
+    ups: list[str] | None = [] if upgrade else (list(upgrade_package) or None)
+    written = run_flow(resolve_and_lock, root=root, output=str(output), include_dev=dev, upgrade=ups)
+    verb = "Wrote" if written.changed else "Unchanged:"
+    lines = [f"{verb} {output} ({written.packages} packages, {written.content_hash[:19]}…)"]
+    lines += [f"  optional dependency skipped: {s}" for s in written.skipped]
+    emit(written.model_dump(), "\n".join(lines))
+
+
+def install(
+    root: str = typer.Argument(..., help="COMPONENT[@CONSTRAINT] or a composition"),
+    lock_file: Path = typer.Option(Path("forge-lock.yaml"), "--lock", help="Lock file to read (and write)"),
+    frozen: bool = typer.Option(False, "--frozen", "--locked", help="Install exactly the lock; change nothing "
+                                                                    "if it is missing, stale or mismatching"),
+    dev: bool = typer.Option(False, "--dev", help="Include the root's dev dependencies"),
+    target: Path | None = typer.Option(None, "--target", help="Install here instead of the install root"),
+) -> None:
+    """Install ROOT's locked components (files at exact commits, checksums verified)."""
+    prepare_prefect()
+    engine()
+    from flows.lock import install as install_flow
+
+    result = run_flow(install_flow, root=root, lock_path=str(lock_file), frozen=frozen, include_dev=dev,
+                      target=str(target) if target else None)
+    inst = result["install"]
+    if STATE.json:
+        emit(result)
+        return
+    if result["lock"]:
+        console.print(f"Locked {root} → {lock_file}")
+    console.print(table(["component", "version", "commit", "path"],
+                        [(p["component"], p["version"], p["commit"][:12], p["path"]) for p in inst["packages"]],
+                        title=f"installed {inst['root']} into {inst['target']}"))
+    if inst["unchanged"]:
+        console.print(f"{inst['unchanged']} already installed as locked")
+
+
+def _resolve_for_display(root: str, dev: bool) -> Any:
+    from agentforge.services.lock import resolve_root
+
+    engine()
+    return resolve_root(root, include_dev=dev, compute_checksums=False)
+
+
+@deps_app.command("tree")
+def deps_tree(root: str = typer.Argument(...), dev: bool = typer.Option(False, "--dev")) -> None:
+    """The resolved dependency tree of ROOT, with versions and dependency types."""
+    from rich.tree import Tree
+
+    outcome = _resolve_for_display(root, dev)
+    lock = outcome.lock
+    children: dict[str, list[str]] = {}
+    for key, pkg in lock.packages.items():
+        for declarer in pkg.constraints:
+            children.setdefault(declarer, []).append(key)
+    if STATE.json:
+        emit({"root": lock.root.model_dump(), "packages": {k: p.model_dump() for k, p in lock.packages.items()},
+              "children": {k: sorted(v) for k, v in children.items()}})
+        return
+    root_key = next((k for k, p in lock.packages.items() if p.dependency_type == "root"), "<root>")
+    tree = Tree(f"[bold]{lock.root.name}[/] {lock.root.version} ({lock.root.kind})")
+
+    def add(node: Tree, key: str, seen: frozenset[str]) -> None:
+        for child in sorted(children.get(key, [])):
+            pkg = lock.packages[child]
+            label = f"{pkg.component} {pkg.version} [dim]{pkg.kind}, {pkg.dependency_type}" \
+                    f"{', optional' if pkg.optional else ''}, needs {pkg.constraints.get(key, '*')}[/]"
+            if child in seen:
+                node.add(label + " [red](cycle)[/]")
+                continue
+            add(node.add(label), child, seen | {child})
+
+    add(tree, root_key, frozenset({root_key}))
+    if root_key != "<root>":
+        add(tree, "<root>", frozenset({root_key}))
+    console.print(tree)
+    for s in outcome.skipped:
+        console.print(f"  optional, skipped: {s}")
+
+
+@deps_app.command("why")
+def deps_why(component: str = typer.Argument(...),
+             lock_file: Path = typer.Option(Path("forge-lock.yaml"), "--lock", help="Lock file to explain")) -> None:
+    """Why is COMPONENT in the lock: who asks for it, with which constraint, by which path."""
+    from agentforge.errors import NotFound
+    from agentforge.services.lock import read_existing_lock
+
+    existing = read_existing_lock(lock_file)
+    if existing.lock is None:
+        raise NotFound(f"{lock_file} does not exist or is conflicted", code="LOCK_MISSING",
+                       hint="Run `agentforge lock ROOT` first.")
+    hits = {k: p for k, p in existing.lock.packages.items() if p.component == component or k == component}
+    if not hits:
+        raise NotFound(f"{component!r} is not in {lock_file}",
+                       hint="Packages: " + ", ".join(sorted(p.component for p in existing.lock.packages.values())))
+    data = [{"key": k, "version": p.version, "dependency_type": p.dependency_type, "constraints": p.constraints,
+             "resolution_path": p.resolution_path} for k, p in sorted(hits.items())]
+    if STATE.json:
+        emit(data)
+        return
+    for d in data:
+        console.print(f"[bold]{d['key']}[/] {d['version']} ({d['dependency_type']})")
+        for who, c in d["constraints"].items():
+            console.print(f"  required by {who.rpartition('/')[2] or who} with {c}")
+        console.print("  path: " + " → ".join(p.rpartition('/')[2] or p for p in d["resolution_path"]))
+
+
+@deps_app.command("graph")
+def deps_graph(root: str = typer.Argument(...),
+               format: str = typer.Option("dot", "--format", help="dot | mermaid | json"),
+               dev: bool = typer.Option(False, "--dev")) -> None:
+    """The dependency graph of ROOT as Graphviz dot, Mermaid or JSON."""
+    from agentforge.errors import AgentForgeError
+
+    if format not in ("dot", "mermaid", "json"):
+        raise AgentForgeError(f"--format {format!r} is not one of dot, mermaid, json", code="FORMAT_INVALID")
+    lock = _resolve_for_display(root, dev).lock
+    nodes = {k: f"{p.component} {p.version}" for k, p in lock.packages.items()}
+    nodes.setdefault("<root>", f"{lock.root.name} {lock.root.version}")
+    edges = sorted((d, k, c) for k, p in lock.packages.items() for d, c in p.constraints.items())
+    if format == "json":
+        print_json({"nodes": nodes, "edges": [{"from": a, "to": b, "constraint": c} for a, b, c in edges]})
+        return
+    ids = {k: f"n{i}" for i, k in enumerate(sorted(nodes))}
+    if format == "dot":
+        lines = ["digraph dependencies {", "  rankdir=LR;"]
+        lines += [f'  {ids[k]} [label="{v}"];' for k, v in sorted(nodes.items())]
+        lines += [f'  {ids[a]} -> {ids[b]} [label="{c}"];' for a, b, c in edges if a in ids]
+        lines.append("}")
+    else:
+        lines = ["graph LR"]
+        lines += [f'  {ids[k]}["{v}"]' for k, v in sorted(nodes.items())]
+        lines += [f'  {ids[a]} -->|"{c}"| {ids[b]}' for a, b, c in edges if a in ids]
+    typer.echo("\n".join(lines))
+
+
+def print_json(data: Any) -> None:
+    from agentforge.cli.output import print_json as _pj
+
+    _pj(data)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lock")(lock)
+    app.command("install")(install)
+    app.add_typer(deps_app, name="deps")

@@ -1,0 +1,171 @@
+"""Installing a lock: stage every package, verify it, then swap it into place — all or nothing.
+
+Layout under the install root: ``<root>/<component name>/`` (``<repo>--<name>`` when two
+repositories offer the same name), plus ``<root>/.forge/<name>.json`` recording what was
+installed (commit, checksum, per-file hashes) so later commands can see direct edits.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from agentforge.config import Settings, get_settings
+from agentforge.core.hashing import sha256_hex
+from agentforge.core.lockfile import LockedPackage, LockFile
+from agentforge.db import get_engine, session_scope
+from agentforge.errors import Conflict
+from agentforge.services.materialise import PackageSource, locate_packages, verify_and_export
+from models import Component, ComponentSyncStatus
+from models import repositories as repos_q
+
+STATE_DIR = ".forge"
+
+
+class InstalledPackage(BaseModel):
+    key: str
+    component: str
+    version: str
+    commit: str
+    path: str
+
+
+class InstallOutcome(BaseModel):
+    root: str
+    target: str
+    packages: list[InstalledPackage]
+    unchanged: int = 0
+
+
+def _folder_names(packages: Mapping[str, LockedPackage]) -> dict[str, str]:
+    names: dict[str, list[str]] = {}
+    for key, pkg in packages.items():
+        names.setdefault(pkg.component, []).append(key)
+    out: dict[str, str] = {}
+    for name, keys in names.items():
+        for key in keys:
+            if len(keys) == 1:
+                out[key] = name
+            else:
+                repo_part = key.rpartition("/")[0].replace("://", "_").strip("/").replace("/", "_")
+                out[key] = f"{repo_part}--{name}"
+    return out
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha256_hex(p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settings | None = None) -> InstallOutcome:
+    """Materialise ``lock`` into ``target`` (default: the install root). Leaves the old install on failure."""
+    settings = settings or get_settings()
+    root_dir = (target or settings.effective_install_root).expanduser().absolute()
+    root_dir.mkdir(parents=True, exist_ok=True)
+    packages = lock.packages
+    sources = locate_packages(packages, settings=settings)
+    _refuse_local_changes(packages, sources, root_dir, settings)
+    folders = _folder_names(packages)
+    state_dir = root_dir / STATE_DIR
+    state_dir.mkdir(exist_ok=True)
+
+    # Which packages are already installed exactly as locked (same commit and checksum)?
+    todo: dict[str, LockedPackage] = {}
+    unchanged = 0
+    for key, pkg in packages.items():
+        record = state_dir / f"{folders[key]}.json"
+        if record.exists() and (root_dir / folders[key]).is_dir():
+            try:
+                state = json.loads(record.read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("commit") == pkg.commit and state.get("checksum") == pkg.checksum and \
+                    _file_hashes(root_dir / folders[key]) == state.get("files"):
+                unchanged += 1
+                continue
+        todo[key] = pkg
+
+    run = uuid.uuid4().hex[:12]
+    staging = root_dir / f".staging-{run}"
+    backup = root_dir / f".backup-{run}"
+    staging.mkdir()
+    moved: list[tuple[Path, Path | None]] = []  # (installed path, backup path or None)
+    try:
+        for key in sorted(todo):
+            verify_and_export(todo[key], sources[key], staging / folders[key], settings=settings)
+        backup.mkdir()
+        for key in sorted(todo):
+            final = root_dir / folders[key]
+            saved: Path | None = None
+            if final.exists() or final.is_symlink():
+                saved = backup / folders[key]
+                final.rename(saved)
+            moved.append((final, saved))
+            (staging / folders[key]).rename(final)
+    except BaseException:
+        for final, saved in reversed(moved):
+            shutil.rmtree(final, ignore_errors=True)
+            if saved is not None:
+                saved.rename(final)
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    # Files are in place: record them, then the database (one transaction).
+    now = datetime.now(UTC)
+    for key, pkg in todo.items():
+        folder = root_dir / folders[key]
+        (state_dir / f"{folders[key]}.json").write_text(json.dumps({
+            "key": key, "component": pkg.component, "version": pkg.version, "commit": pkg.commit,
+            "checksum": pkg.checksum, "installed_at": now.isoformat(), "files": _file_hashes(folder),
+        }, indent=2, sort_keys=True) + "\n")
+    _record_installed(packages, sources, root_dir, folders, settings)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(backup, ignore_errors=True)
+    return InstallOutcome(
+        root=f"{lock.root.kind} {lock.root.name} {lock.root.version}", target=str(root_dir), unchanged=unchanged,
+        packages=[InstalledPackage(key=k, component=p.component, version=p.version, commit=p.commit,
+                                   path=str(root_dir / folders[k])) for k, p in sorted(packages.items())])
+
+
+def _refuse_local_changes(packages: Mapping[str, LockedPackage], sources: Mapping[str, PackageSource],
+                          root_dir: Path, settings: Settings) -> None:
+    """Never overwrite local modifications: those go through `agentforge pull`."""
+    with session_scope(get_engine(settings)) as session:
+        rows = session.execute(sa.select(Component.name, Component.install_path).where(
+            Component.has_local_changes.is_(True), Component.is_installed.is_(True),
+            Component.repository_id.in_([s.repository_id for s in sources.values()]),
+            Component.name.in_([p.component for p in packages.values()]))).all()
+    changed = [name for name, path in rows if path and Path(path).parent == root_dir]
+    if changed:
+        raise Conflict(f"installed {', '.join(sorted(changed))} have local changes that this install would overwrite",
+                       code="LOCAL_CHANGES", hint="`agentforge pull COMPONENT` merges upstream into local changes.")
+
+
+def _record_installed(packages: Mapping[str, LockedPackage], sources: Mapping[str, PackageSource],
+                      root_dir: Path, folders: Mapping[str, str], settings: Settings) -> None:
+    now = datetime.now(UTC)
+    with session_scope(get_engine(settings)) as session:
+        for key, pkg in packages.items():
+            src = sources[key]
+            path = str(root_dir / folders[key])
+            # Another version of the same component installed at this path is no longer installed.
+            session.execute(sa.update(Component).where(
+                Component.repository_id == src.repository_id, Component.name == pkg.component,
+                Component.install_path == path, Component.commit_hash != pkg.commit,
+            ).values(is_installed=False, installed_at=None, install_path=None,
+                     sync_status=ComponentSyncStatus.REMOTE_ONLY))
+            session.execute(sa.update(Component).where(
+                Component.repository_id == src.repository_id, Component.name == pkg.component,
+                Component.commit_hash == pkg.commit,
+            ).values(is_installed=True, installed_at=now, install_path=path,
+                     original_definition=Component.definition, sync_status=ComponentSyncStatus.SYNCED,
+                     last_sync_commit=pkg.commit, last_sync_at=now))
+        for repo_id in {s.repository_id for s in sources.values()}:
+            repos_q.mark_outdated_installed(session=session, repository_id=repo_id)

@@ -1,0 +1,549 @@
+"""Resolution over the synced data in Postgres, and the lock file it produces.
+
+``PostgresCandidateIndex`` is the resolver's one door to I/O (pip's "factory"): it loads a
+repository's component rows once, turns them into :class:`Candidate` values with their
+dependencies mapped to package keys, and explains keys it cannot serve (a repository that is
+not registered, disabled, or a component that does not exist).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from agentforge.config import Settings, get_settings
+from agentforge.core.constraints import sort_key
+from agentforge.core.documents import DependencySpec, parse_component, parse_composition
+from agentforge.core.lockfile import (
+    LockedPackage,
+    LockFile,
+    LockRoot,
+    compute_content_hash,
+    has_conflict_markers,
+    parse_lock,
+    read_lock_with_conflicts,
+    render_lock,
+)
+from agentforge.core.resolver import Candidate, Dependency, Resolution, resolve
+from agentforge.core.urls import normalise_repository_url, repository_key
+from agentforge.db import get_engine, session_scope
+from agentforge.errors import AgentForgeError, LockError, NotFound, ResolutionError, UrlError
+from agentforge.services.materialise import locate_packages, package_checksum
+from agentforge.services.sync import open_mirror
+from models import (
+    Component,
+    ComponentDependency,
+    Composition,
+    DependencyType,
+    Repository,
+    RepositoryTag,
+    TagState,
+)
+
+ROOT_LABEL = "<root>"
+_KIND_TITLE = {"TOOL": "Tool", "PROMPT": "Prompt", "AGENT": "Agent"}
+
+
+# --- roots ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    """What to lock: a component ``[repo/]name[@constraint]`` or a composition by name."""
+
+    kind: Literal["component", "composition"]
+    name: str
+    constraint: str = "*"
+    repository: str | None = None
+
+    @property
+    def label(self) -> str:
+        text = f"{self.repository}/{self.name}" if self.repository else self.name
+        return text if self.constraint in ("*", "") else f"{text}@{self.constraint}"
+
+
+def parse_root(text: str, *, session: Session, force_kind: str | None = None) -> RootSpec:
+    """``name``, ``name@^1.2``, ``repo/name@1.0.0``; a composition name wins unless a constraint is given."""
+    raw = text.strip()
+    if not raw:
+        raise AgentForgeError("the root is empty", code="ROOT_INVALID", hint="Name a component or composition.")
+    name, _, constraint = raw.partition("@")
+    repository = None
+    if "/" in name:
+        repository, _, name = name.rpartition("/")
+    if force_kind == "composition" or (force_kind is None and not constraint and repository is None and
+                                       session.scalar(sa.select(Composition.id).where(Composition.name == name))):
+        return RootSpec(kind="composition", name=name)
+    return RootSpec(kind="component", name=name, constraint=constraint or "*", repository=repository)
+
+
+# --- the candidate index ----------------------------------------------------------------------
+
+
+@dataclass
+class _Repo:
+    id: uuid.UUID
+    name: str
+    url: str
+    key: str
+    active: bool
+    tip: str | None
+    branch: str
+
+
+@dataclass
+class _Row:
+    id: uuid.UUID
+    candidate: Candidate
+    definition: dict[str, Any]
+    path: str
+    tree: str | None
+    repository_url: str
+
+
+class PostgresCandidateIndex:
+    """Candidates from the ``components`` table, loaded per repository on first use."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.repos: dict[str, _Repo] = {}        # repository key → repo
+        self.by_name: dict[str, _Repo] = {}
+        self.by_url: dict[str, _Repo] = {}
+        for r in session.execute(sa.select(Repository.id, Repository.name, Repository.url, Repository.is_active,
+                                           Repository.synced_refs, Repository.default_branch)):
+            refs = (r.synced_refs or {}).get("refs", {})
+            repo = _Repo(id=r.id, name=r.name, url=r.url, key=repository_key(r.url), active=r.is_active,
+                         tip=refs.get(f"refs/heads/{r.default_branch}"), branch=r.default_branch)
+            self.repos[repo.key] = repo
+            self.by_name[repo.name] = repo
+            self.by_url[repo.url] = repo
+        self._loaded: set[str] = set()
+        self._candidates: dict[str, list[Candidate]] = {}
+        self.rows: dict[tuple[str, str], _Row] = {}   # (key, commit) → row
+        self._unknown_refs: dict[str, str] = {}       # key → the reference as written
+        self._names: dict[str, list[str]] | None = None
+
+    # Repository references → keys.
+    def repo_for_reference(self, spec: DependencySpec, same: _Repo | None) -> tuple[str, _Repo | None]:
+        """(repository key, repo or None when not registered) for a dependency's repository field."""
+        if spec.namespace:
+            repo = self.by_name.get(spec.namespace)
+            if repo is None and "/" in spec.namespace:
+                repo = self.by_url.get(f"https://github.com/{spec.namespace}")
+            if repo is None:
+                return f"unregistered:{spec.namespace}", None
+            return repo.key, repo
+        if spec.repository:
+            if spec.repository in self.by_name:
+                repo = self.by_name[spec.repository]
+                return repo.key, repo
+            try:
+                url = normalise_repository_url(spec.repository)
+            except UrlError:
+                return f"unregistered:{spec.repository}", None
+            key = repository_key(url)
+            return key, self.repos.get(key)
+        if same is not None:
+            return same.key, same
+        # No repository and no context (a composition from a file): find the name anywhere.
+        holders = self._repos_with_component(spec.component)
+        if len(holders) == 1:
+            return holders[0].key, holders[0]
+        if len(holders) > 1:
+            raise ResolutionError(
+                f"{spec.component!r} exists in several repositories ({', '.join(sorted(h.name for h in holders))})",
+                code="AMBIGUOUS_COMPONENT", hint="Name its repository in the dependency (`repository:`).")
+        return "unregistered:?", None
+
+    def _repos_with_component(self, name: str) -> list[_Repo]:
+        if self._names is None:
+            names: dict[str, list[str]] = {}
+            for comp, repo_id in self.session.execute(
+                    sa.select(Component.name, Component.repository_id).distinct()):
+                names.setdefault(comp, []).append(str(repo_id))
+            self._names = names
+        ids = set(self._names.get(name, []))
+        return [r for r in self.repos.values() if str(r.id) in ids]
+
+    def dependency(self, spec: DependencySpec, *, declared_by: str, same: _Repo | None) -> Dependency:
+        repo_key, repo = self.repo_for_reference(spec, same)
+        key = f"{repo_key}/{spec.component}"
+        if repo is None:
+            self._unknown_refs[key] = spec.namespace or spec.repository or "(no repository named)"
+        return Dependency(key=key, constraint=spec.version or "*", kind=spec.kind, optional=spec.optional,
+                          declared_by=declared_by)
+
+    def _load_repo(self, repo: _Repo) -> None:
+        if repo.key in self._loaded:
+            return
+        self._loaded.add(repo.key)
+        moved = {t: (f, c) for t, f, c in self.session.execute(
+            sa.select(RepositoryTag.tag, RepositoryTag.first_commit, RepositoryTag.current_commit)
+            .where(RepositoryTag.repository_id == repo.id, RepositoryTag.state == TagState.MOVED))}
+        rows = self.session.execute(
+            sa.select(Component.id, Component.name, Component.type, Component.version, Component.commit_hash,
+                      Component.release_tags, Component.is_release, Component.is_reused_version,
+                      Component.definition, Component.path, Component.tree_hash)
+            .where(Component.repository_id == repo.id)).all()
+        for row in rows:
+            key = f"{repo.key}/{row.name}"
+            held = None
+            for tag in row.release_tags or ():
+                if tag in moved:
+                    first, current = moved[tag]
+                    held = (f"tag {tag} moved from {first[:12]} to {(current or '?')[:12]}; "
+                            f"`agentforge repo accept-tag {repo.name} {tag}` releases it again")
+            is_tip = row.commit_hash == repo.tip
+            if not (row.is_release or is_tip):
+                # Older tips and superseded rows: reachable only through commit:/tag: constraints.
+                pass
+            deps: list[Dependency] = []
+            try:
+                doc = parse_component(row.definition, source=f"{repo.name}:{row.path}/component.yaml")
+                specs = doc.dependencies()
+            except AgentForgeError as exc:
+                held = held or f"its definition no longer parses: {exc.message}"
+                specs = []
+            for spec in specs:
+                deps.append(self.dependency(spec, declared_by=key, same=repo))
+            candidate = Candidate(
+                key=key, name=row.name, kind=_KIND_TITLE[row.type.value], version=row.version,
+                commit=row.commit_hash, tags=frozenset(row.release_tags or ()),
+                branches=frozenset({repo.branch}) if is_tip else frozenset(),
+                is_release=bool(row.is_release) and not row.is_reused_version, held_back=held,
+                dependencies=tuple(deps))
+            self._candidates.setdefault(key, []).append(candidate)
+            self.rows[(key, row.commit_hash)] = _Row(id=row.id, candidate=candidate, definition=row.definition,
+                                                     path=row.path, tree=row.tree_hash, repository_url=repo.url)
+
+    def candidates(self, key: str) -> Sequence[Candidate]:
+        repo_key, _, _name = key.rpartition("/")
+        repo = self.repos.get(repo_key)
+        if repo is None or not repo.active:
+            return []
+        self._load_repo(repo)
+        return self._candidates.get(key, [])
+
+    def describe_missing(self, key: str) -> tuple[str, str | None]:
+        repo_key, _, name = key.rpartition("/")
+        repo = self.repos.get(repo_key)
+        if repo is None:
+            ref = self._unknown_refs.get(key, repo_key.removeprefix("unregistered:"))
+            return (f"repository {ref} (needed for {name}) is not registered",
+                    f"Register it: `agentforge repo add {ref}` then `agentforge sync`.")
+        if not repo.active:
+            return (f"repository {repo.name} (needed for {name}) is disabled",
+                    f"`agentforge repo enable {repo.name}` to use it again.")
+        return (f"repository {repo.name} has no component {name!r}",
+                f"`agentforge ls --repo {repo.name}` lists what it offers; `agentforge sync {repo.name}` "
+                "fetches new releases.")
+
+
+# --- resolving a root -------------------------------------------------------------------------
+
+
+@dataclass
+class RootContext:
+    spec: RootSpec
+    lock_root: LockRoot
+    definition: dict[str, Any]
+    dependencies: list[Dependency]
+    root_candidate: Candidate | None
+    hash_inputs: list[Any] = field(default_factory=list)
+    composition_id: uuid.UUID | None = None
+
+
+def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev: bool) -> RootContext:
+    session = index.session
+    if spec.kind == "composition":
+        comp = session.scalar(sa.select(Composition).where(Composition.name == spec.name))
+        if comp is None:
+            raise NotFound(f"no composition named {spec.name!r}",
+                           hint="`agentforge compose ls` lists them; `agentforge compose import FILE` adds one.")
+        doc = parse_composition(comp.definition, source=f"composition {spec.name}")
+        same = index.by_url.get(comp.source_repo) if comp.source_repo else None
+        specs = doc.dependencies()
+        deps = [index.dependency(s, declared_by=ROOT_LABEL, same=same) for s in specs]
+        return RootContext(spec=spec, lock_root=LockRoot(kind="Composition", name=doc.name, version=doc.version),
+                           definition=comp.definition, dependencies=deps, root_candidate=None,
+                           hash_inputs=[*specs, *(["--dev"] if include_dev else [])], composition_id=comp.id)
+    # A component root: pick the best candidate for name@constraint, then lock its dependencies.
+    if spec.repository:
+        repo = index.by_name.get(spec.repository)
+        if repo is None:
+            try:
+                repo = index.by_url.get(normalise_repository_url(spec.repository))
+            except UrlError:
+                repo = None
+        if repo is None:
+            raise NotFound(f"no repository named {spec.repository!r}", hint="`agentforge repo ls` lists them.")
+        holders = [repo]
+    else:
+        holders = index._repos_with_component(spec.name)
+        if not holders:
+            raise NotFound(f"no component named {spec.name!r} in the synced repositories",
+                           hint="`agentforge ls` lists components; `agentforge sync` fetches new releases.")
+        if len(holders) > 1:
+            raise ResolutionError(
+                f"{spec.name!r} exists in several repositories: {', '.join(sorted(h.name for h in holders))}",
+                code="AMBIGUOUS_COMPONENT", hint=f"Name one: REPO/{spec.name}.")
+    key = f"{holders[0].key}/{spec.name}"
+    root_dep = Dependency(key=key, constraint=spec.constraint, declared_by="<command line>")
+    # Resolve just the root's choice first (its own deps may constrain nothing about itself).
+    picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key))
+    row = index.rows[(key, picked.packages[key].candidate.commit)]
+    root_candidate = row.candidate  # the full candidate, with its dependencies
+    doc = parse_component(row.definition, source=f"{spec.name} {root_candidate.version}")
+    specs = doc.dependencies()
+    deps = [d for d in root_candidate.dependencies if include_dev or d.kind != "dev"]
+    return RootContext(spec=spec, lock_root=LockRoot(kind=root_candidate.kind, name=spec.name,  # type: ignore[arg-type]
+                                                     version=root_candidate.version),
+                       definition=row.definition, dependencies=list(deps), root_candidate=root_candidate,
+                       hash_inputs=[*specs, f"root:{spec.label}", *(["--dev"] if include_dev else [])])
+
+
+class _OnlyKey:
+    """An index view that offers one key's candidates with no dependencies (choosing the root)."""
+
+    def __init__(self, index: PostgresCandidateIndex, key: str) -> None:
+        self.index, self.key = index, key
+
+    def candidates(self, key: str) -> Sequence[Candidate]:
+        if key != self.key:
+            return []
+        return [Candidate(key=c.key, name=c.name, kind=c.kind, version=c.version, commit=c.commit, tags=c.tags,
+                          branches=c.branches, is_release=c.is_release, held_back=c.held_back)
+                for c in self.index.candidates(key)]
+
+    def describe_missing(self, key: str) -> tuple[str, str | None]:
+        return self.index.describe_missing(key)
+
+
+class ResolveOutcome(BaseModel):
+    """A resolution turned into a lock (and the facts `lock` reports)."""
+
+    lock: LockFile
+    text: str
+    skipped: list[str] = []
+    kept_pins: int = 0
+    composition_id: str | None = None
+
+
+def resolve_root(
+    root_text: str, *, include_dev: bool = False, pins: Mapping[str, str] | None = None,
+    upgrade: Sequence[str] | None = None, previous: LockFile | None = None, force_kind: str | None = None,
+    compute_checksums: bool = True, settings: Settings | None = None,
+) -> ResolveOutcome:
+    """Resolve ``root_text`` over Postgres and build the lock file (checksums from the mirrors)."""
+    settings = settings or get_settings()
+    with session_scope(get_engine(settings)) as session:
+        index = PostgresCandidateIndex(session)
+        spec = parse_root(root_text, session=session, force_kind=force_kind)
+        ctx = _root_context(spec, index, include_dev=include_dev)
+        resolution = resolve(root_dependencies=ctx.dependencies, index=index, root=ctx.root_candidate,
+                             include_dev=include_dev, pins=pins, upgrade=upgrade, root_label=ROOT_LABEL)
+        packages = _lock_packages(resolution, index)
+        content_hash = compute_content_hash(ctx.definition, ctx.hash_inputs)
+    if compute_checksums:
+        _fill_checksums(packages, previous, settings)
+    lock = LockFile(root=ctx.lock_root, content_hash=content_hash, packages=packages)
+    kept = sum(1 for k, p in packages.items() if pins and pins.get(k) == p.commit)
+    skipped = [f"{s.dependency.key.rpartition('/')[2]} ({s.reason})" for s in resolution.skipped]
+    return ResolveOutcome(lock=lock, text=render_lock(lock), skipped=skipped, kept_pins=kept,
+                          composition_id=str(ctx.composition_id) if ctx.composition_id else None)
+
+
+def _lock_packages(resolution: Resolution, index: PostgresCandidateIndex) -> dict[str, LockedPackage]:
+    out: dict[str, LockedPackage] = {}
+    for key, pkg in resolution.packages.items():
+        cand = pkg.candidate
+        row = index.rows[(key, cand.commit)]
+        out[key] = LockedPackage(
+            repository=row.repository_url, component=cand.name, kind=cand.kind,  # type: ignore[arg-type]
+            version=cand.version, commit=cand.commit, tree=row.tree or "0" * 40,
+            checksum="sha256:" + "0" * 64, dependency_type=pkg.dependency_type, optional=pkg.optional,
+            constraints=dict(sorted(pkg.constraints.items())), resolution_path=list(pkg.resolution_path))
+    return out
+
+
+def _fill_checksums(packages: dict[str, LockedPackage], previous: LockFile | None, settings: Settings) -> None:
+    """Checksums from the mirrors; an unchanged (commit, tree) reuses the previous lock's value."""
+    sources = locate_packages(packages, settings=settings)
+    for key, pkg in packages.items():
+        old = previous.packages.get(key) if previous else None
+        if old is not None and old.commit == pkg.commit and old.tree == pkg.tree:
+            packages[key] = pkg.model_copy(update={"checksum": old.checksum})
+            continue
+        src = sources[key]
+        mirror = open_mirror(settings, src.repository_id, src.repository_url)
+        try:
+            if not mirror.has_commit(pkg.commit):
+                mirror.fetch_commit(pkg.commit)
+            packages[key] = pkg.model_copy(update={"checksum": package_checksum(mirror, pkg.commit, src.path)})
+            mirror.pin(pkg.commit)
+        finally:
+            mirror.close()
+
+
+# --- reading and writing lock files -----------------------------------------------------------
+
+
+@dataclass
+class ExistingLock:
+    lock: LockFile | None
+    pins: dict[str, str]
+    conflicted: bool
+
+
+def read_existing_lock(path: Path) -> ExistingLock:
+    """The lock at ``path`` (missing → empty); a merge-conflicted file yields the agreed pins."""
+    if not path.exists():
+        return ExistingLock(None, {}, False)
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    if has_conflict_markers(text):
+        result = read_lock_with_conflicts(data, source=str(path))
+        return ExistingLock(None, {k: p.commit for k, p in result.pins.items()}, True)
+    lock = parse_lock(data, source=str(path))
+    return ExistingLock(lock, {k: p.commit for k, p in lock.packages.items()}, False)
+
+
+def write_lock_file(path: Path, text: str) -> bool:
+    """Atomic write; returns False (no rewrite) when the file already holds exactly ``text``."""
+    if path.exists() and path.read_bytes() == text.encode("utf-8"):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".forge-lock.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def persist_resolution(lock: LockFile, *, composition_id: str | None, settings: Settings | None = None) -> int:
+    """component_dependencies rows for every edge between resolved components, replaced atomically;
+    the composition's ``lock_file`` when the root is a composition. Returns the edge count."""
+    settings = settings or get_settings()
+    with session_scope(get_engine(settings)) as session:
+        ids = {
+            (url, name, commit): cid for cid, url, name, commit in session.execute(
+                sa.select(Component.id, Component.repository_url, Component.name, Component.commit_hash).where(
+                    sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(
+                        [(p.repository, p.component, p.commit) for p in lock.packages.values()])))
+        }
+        by_key = {k: ids.get((p.repository, p.component, p.commit)) for k, p in lock.packages.items()}
+        edges: list[dict[str, Any]] = []
+        for key, pkg in lock.packages.items():
+            for declarer, constraint in pkg.constraints.items():
+                if declarer == ROOT_LABEL or declarer not in by_key or by_key[declarer] is None or by_key[key] is None:
+                    continue
+                declaring = lock.packages[declarer]
+                dtype = {"peer": DependencyType.PEER, "dev": DependencyType.DEV}.get(
+                    pkg.dependency_type,
+                    DependencyType.DIRECT if declaring.dependency_type == "root" else DependencyType.TRANSITIVE)
+                edges.append(dict(component_id=by_key[declarer], dependency_id=by_key[key],
+                                  version_constraint=constraint[:100], resolved_version=pkg.version,
+                                  resolved_commit=pkg.commit, dependency_type=dtype, is_optional=pkg.optional,
+                                  resolution_path=pkg.resolution_path))
+        declarers = [i for i in by_key.values() if i is not None]
+        if declarers:
+            session.execute(sa.delete(ComponentDependency).where(ComponentDependency.component_id.in_(declarers)))
+        if edges:
+            session.execute(sa.insert(ComponentDependency), edges)
+        if composition_id:
+            session.execute(sa.update(Composition).where(Composition.id == uuid.UUID(composition_id))
+                            .values(lock_file=lock.model_dump(mode="json")))
+        return len(edges)
+
+
+class LockCheck(BaseModel):
+    ok: bool
+    reasons: list[str] = []
+
+
+def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_files: bool = True,
+               force_kind: str | None = None, settings: Settings | None = None) -> LockCheck:
+    """Is the lock at ``path`` current (content hash) and true to the mirrors (commits, trees, checksums)?"""
+    from agentforge.services.materialise import materialise
+
+    settings = settings or get_settings()
+    if not path.exists():
+        return LockCheck(ok=False, reasons=[f"{path} does not exist"])
+    existing = read_existing_lock(path)
+    if existing.conflicted or existing.lock is None:
+        return LockCheck(ok=False, reasons=[f"{path} has git conflict markers; run `agentforge lock` to re-resolve"])
+    lock = existing.lock
+    reasons: list[str] = []
+    with session_scope(get_engine(settings)) as session:
+        index = PostgresCandidateIndex(session)
+        spec = parse_root(root_text, session=session, force_kind=force_kind)
+        if spec.kind == "component" and (spec.constraint in ("*", "")) and lock.root.kind != "Composition":
+            # Check against the locked root commit, not whatever is newest now.
+            root_pkg = next((p for p in lock.packages.values() if p.dependency_type == "root"), None)
+            if root_pkg is not None:
+                spec = RootSpec(kind="component", name=spec.name, constraint=f"commit:{root_pkg.commit}",
+                                repository=spec.repository)
+        try:
+            ctx = _root_context(spec, index, include_dev=include_dev)
+        except AgentForgeError as exc:
+            return LockCheck(ok=False, reasons=[exc.message])
+        if (lock.root.kind, lock.root.name) != (ctx.lock_root.kind, ctx.lock_root.name):
+            return LockCheck(ok=False, reasons=[f"{path} locks {lock.root.kind} {lock.root.name}, "
+                                                f"not {ctx.lock_root.kind} {ctx.lock_root.name}"])
+        expected = compute_content_hash(ctx.definition, _hash_inputs_for_check(ctx, root_text, spec))
+        if expected != lock.content_hash:
+            reasons.append(f"stale: the inputs changed (content_hash {lock.content_hash[:19]}… ≠ {expected[:19]}…)")
+    if verify_files and not reasons:
+        try:
+            materialise(lock.packages, {}, settings=settings)
+        except AgentForgeError as exc:
+            reasons.append(exc.message)
+    return LockCheck(ok=not reasons, reasons=reasons)
+
+
+def _hash_inputs_for_check(ctx: RootContext, root_text: str, spec: RootSpec) -> list[Any]:
+    if spec.kind == "composition":
+        return ctx.hash_inputs
+    # The root label in the hash is what the user asked for (not the commit: pin we check against).
+    original = root_text.strip()
+    return [x if not (isinstance(x, str) and x.startswith("root:")) else f"root:{_label_of(original)}"
+            for x in ctx.hash_inputs]
+
+
+def _label_of(text: str) -> str:
+    name, _, constraint = text.partition("@")
+    return name if not constraint or constraint == "*" else f"{name}@{constraint}"
+
+
+def verify_lock_for_install(root_text: str, path: Path, *, include_dev: bool, force_kind: str | None = None,
+                            settings: Settings | None = None) -> LockFile:
+    """--frozen: the lock must exist, be for this root, be current, and match the mirrors."""
+    if not path.exists():
+        raise LockError(f"{path} does not exist; --frozen installs only what a lock says",
+                        code="LOCK_MISSING", hint=f"Run `agentforge lock {root_text}` first, or drop --frozen.")
+    result = check_lock(root_text, path, include_dev=include_dev, force_kind=force_kind, settings=settings)
+    if not result.ok:
+        raise LockError(f"{path}: " + "; ".join(result.reasons), code="LOCK_STALE",
+                        hint=f"Run `agentforge lock {root_text}` (or install without --frozen).")
+    lock = read_existing_lock(path).lock
+    assert lock is not None
+    return lock
+
+
+def versions_text(versions: Sequence[str]) -> str:
+    return ", ".join(sorted(versions, key=sort_key))
