@@ -201,6 +201,9 @@ def _check_repository(value: str | None) -> str | None:
     # policy of the settings, applied when the repository is fetched.
     if value is None:
         return None
+    if _NAME_RE.fullmatch(value):
+        # A registered repository's short name (e.g. `crm-prompts`): resolved at lock time.
+        return value
     try:
         normalise_repository_url(value, allow_insecure=True)
     except UrlError as exc:
