@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
 
 import migrations
 from agentforge.errors import SchemaMismatch
 from models import SCHEMA_HEAD
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Engine
+
+# Alembic is imported inside the functions that need it: the common path (the database is
+# already at SCHEMA_HEAD) is one query and must not pay for loading Alembic.
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -27,6 +31,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def script_head() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -42,6 +48,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -49,6 +57,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -56,6 +66,8 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except Exception:
@@ -85,6 +97,7 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool = True) -> str:
 def check_drift(engine: Engine) -> list[str]:
     """Differences between the models and the migrated database (what `alembic check` reports)."""
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
     from models import Base
 

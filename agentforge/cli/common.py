@@ -6,9 +6,10 @@ import getpass
 import os
 import subprocess
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 from agentforge.config import get_settings
 
