@@ -60,7 +60,8 @@ def run() -> None:
         head = [a for a in head if a not in ("--verbose", "-v")]
     _register_optional()
     try:
-        app(args=head + tail, prog_name="agentforge", standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting.
+        code = app(args=head + tail, prog_name="agentforge", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -76,7 +77,7 @@ def run() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         sys.exit(print_error(exc))
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
