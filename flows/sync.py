@@ -17,7 +17,8 @@ def _concurrency() -> int:
         return 4
 
 
-@flow(name="sync-repositories", task_runner=ThreadPoolTaskRunner(max_workers=_concurrency()),
+@flow(name="sync-repositories",
+      task_runner=ThreadPoolTaskRunner(max_workers=_concurrency()),  # type: ignore[arg-type]
       log_prints=False, validate_parameters=True)
 def sync_repositories(names: list[str] | None = None) -> list[RepoSyncResult]:
     """Sync the named repositories (all registered ones when ``names`` is empty)."""

