@@ -98,8 +98,10 @@ def _instances_of(result: Any) -> list[dict[str, Any]]:
     if isinstance(result, str):
         result = json.loads(result)
     if isinstance(result, dict):
-        items = result.get("instances") or ([result] if "url" in result else [])
-        return [i for i in items if i.get("url")]
+        result = result.get("instances") or ([result] if "url" in result else [])
+    if isinstance(result, list):
+        items = [i.model_dump() if hasattr(i, "model_dump") else i for i in result]
+        return [i for i in items if isinstance(i, dict) and i.get("url")]
     return []
 
 
