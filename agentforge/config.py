@@ -78,7 +78,27 @@ class Settings(BaseSettings):
     install_root: Path | None = Field(default=None, description="Where `install` materialises components")
     github_api_url: str = Field(default="https://api.github.com", description="GitHub REST API base URL")
     github_token: SecretStr | None = Field(default=None, description="Token for GitHub (prefer GITHUB_TOKEN)")
+    github_timeout_seconds: int = Field(default=30, ge=1, le=600, description="Timeout of one GitHub API request")
+    github_rate_limit_max_wait_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Longest wait for a GitHub rate-limit reset inside one call; longer → a retryable error",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) for stored tokens (AGENTFORGE_SECRET_KEY; comma-separated, first encrypts); "
+                    "unset = <home>/secret.key, created 0600 on first use",
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="Global webhook HMAC secret")
+    webhook_secret_refs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-repository webhook secrets as references, never values: repository name → "
+                    "'env:VARIABLE' or 'file:/path/to/secret' (falls back to webhook_secret)")
+    webhook_port: int = Field(default=8787, ge=1, le=65535, description="Port of `agentforge webhook serve`")
+    on_merge_deployment: str = Field(default="deploy-on-merge/deploy-on-merge",
+                                     description="FLOW/DEPLOYMENT the webhook receiver starts for a merge")
+    sync_all_cron: str = Field(default="*/15 * * * *", description="Cron schedule of the sync-all deployment")
+    github_api_concurrency: int = Field(default=4, ge=1, le=100,
+                                        description="Prefect tag concurrency limit on GitHub-calling tasks")
     sync_failure_backoff_seconds: int = Field(default=60, ge=0, description="Base back-off after a failed sync")
     git_timeout_seconds: float = Field(default=120.0, gt=0)
 
