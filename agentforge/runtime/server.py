@@ -1,8 +1,11 @@
 """The HTTP process of one deployed composition instance (ASGI app + ``main()``).
 
 Run as ``python -m agentforge.runtime.server --bundle DIR --host 127.0.0.1 --port P
-[--instance-id UUID]``. The bundle directory holds ``resolved.json`` (written by the deploy
-flow) and the components' files under ``components/<name>/``.
+[--instance-id UUID] [--resolved FILE]``. The bundle directory holds the components' files
+under ``components/<name>/`` and, unless ``--resolved`` names another file, ``resolved.json``
+(written by the deploy flow). The deploy flow keeps bundles immutable and shared by every
+instance of one (composition, lock, environment), so it writes each instance's
+``resolved.json`` outside the bundle and passes ``--resolved``.
 
 Start-up order matters: the bundle is loaded and every ``${ENV}`` reference resolved
 *before* the server binds, so a missing variable makes the process exit non-zero with a
@@ -270,9 +273,10 @@ def _probe_path(configured: Any, default: str) -> str:
     return configured if isinstance(configured, str) and configured.startswith("/") else default
 
 
-def load_bundle(bundle_dir: Path, environ: Mapping[str, str]) -> LoadedComposition:
-    """Read ``resolved.json``, resolve ``${ENV}`` references and load every prompt's template."""
-    resolved_path = bundle_dir / "resolved.json"
+def load_bundle(bundle_dir: Path, environ: Mapping[str, str], *, resolved_path: Path | None = None
+                ) -> LoadedComposition:
+    """Read ``resolved.json`` (or ``resolved_path``), resolve ``${ENV}`` references and load every prompt's template."""
+    resolved_path = resolved_path or bundle_dir / "resolved.json"
     try:
         document = json.loads(resolved_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -866,6 +870,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--instance-id", default=None, help="instance id (default: resolved.json)")
+    parser.add_argument("--resolved", type=Path, default=None, help="resolved.json to read (default: in the bundle)")
     parser.add_argument("--flush-interval", type=float, default=2.0, help="seconds between metrics flushes")
     parser.add_argument("--metrics-file", type=Path, default=None, help="JSON-lines metrics when no database")
     return parser.parse_args(argv)
@@ -885,7 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        loaded = load_bundle(args.bundle.resolve(), os.environ)
+        loaded = load_bundle(args.bundle.resolve(), os.environ,
+                             resolved_path=args.resolved.resolve() if args.resolved else None)
         instance_id = args.instance_id or loaded.instance.get("id")
         if instance_id is not None:
             try:

@@ -72,12 +72,15 @@ def start_instance(
     log_path: Path,
     env: Mapping[str, str],
     host: str = "127.0.0.1",
+    resolved_path: Path | None = None,
 ) -> InstanceProcess:
     """Spawn the server for ``bundle_dir`` detached, logging to ``log_path`` (appended).
 
     ``env`` is added to this process's environment (the composition's ``${ENV}`` references
     usually name variables the user exported, e.g. the LLM key); pass
     ``AGENTFORGE_DATABASE_URL`` there, never on the command line, where ``ps`` would show it.
+    ``resolved_path``: the instance's ``resolved.json`` when it is not in the bundle (bundles
+    are shared and immutable; each instance's merged configuration lives beside its log).
     Returns at once: use :func:`wait_ready` to know when it serves.
     """
     bundle = bundle_dir.resolve()
@@ -99,6 +102,8 @@ def start_instance(
         "--instance-id",
         instance_id,
     ]
+    if resolved_path is not None:
+        command += ["--resolved", str(resolved_path.resolve())]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(

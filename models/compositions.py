@@ -1,0 +1,208 @@
+"""Query and command functions over compositions, their instances, deployments and lock holds.
+
+Every function takes a keyword-only ``session``, flushes and never commits. Deploys of one
+composition are serialised with ``pg_advisory_xact_lock`` (two CLI runs, or a CLI run and a
+deploy-on-merge flow, must not both decide they are the first instance).
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from agentforge.errors import NotFound
+from models.enums import DeploymentStatus, InstanceStatus
+from models.tables import Composition, CompositionInstance, Deployment, LockHold
+
+_DEPLOY_LOCK_NAMESPACE = 0xDE91
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def lock_composition(composition_id: uuid.UUID, *, session: Session) -> None:
+    """Serialise deploy bookkeeping for one composition until the transaction ends."""
+    key = zlib.crc32(composition_id.bytes) & 0x7FFFFFFF
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(_DEPLOY_LOCK_NAMESPACE, key)))
+
+
+# --- compositions -----------------------------------------------------------------------------
+
+
+def get_composition(name: str, *, session: Session, for_update: bool = False) -> Composition:
+    stmt = sa.select(Composition).where(Composition.name == name)
+    if for_update:
+        stmt = stmt.with_for_update()
+    found = session.scalar(stmt)
+    if found is None:
+        raise NotFound(f"no composition named {name!r}",
+                       hint="`agentforge compose ls` lists them; `agentforge compose import FILE` adds one.")
+    return found
+
+
+def list_compositions(*, session: Session) -> list[Composition]:
+    return list(session.scalars(sa.select(Composition).order_by(Composition.name)))
+
+
+def find_composition(name: str, *, session: Session) -> Composition | None:
+    return session.scalar(sa.select(Composition).where(Composition.name == name))
+
+
+def insert_composition(*, session: Session, name: str, version: str, description: str | None,
+                       definition: dict[str, Any]) -> Composition:
+    row = Composition(name=name, version=version, description=description, definition=definition)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_deployed(composition_id: uuid.UUID, environment: str, *, session: Session) -> None:
+    session.execute(sa.update(Composition).where(Composition.id == composition_id)
+                    .values(is_deployed=True, deployed_at=now(), environment=environment))
+
+
+def refresh_deployed_flag(composition_id: uuid.UUID, *, session: Session) -> None:
+    """``is_deployed`` stays true while any instance of the composition runs."""
+    running = session.scalar(sa.select(sa.func.count()).select_from(CompositionInstance).where(
+        CompositionInstance.composition_id == composition_id,
+        CompositionInstance.status.in_([InstanceStatus.RUNNING, InstanceStatus.UPDATING, InstanceStatus.STARTING])))
+    session.execute(sa.update(Composition).where(Composition.id == composition_id)
+                    .values(is_deployed=bool(running)))
+
+
+# --- instances --------------------------------------------------------------------------------
+
+
+def ensure_instance(*, session: Session, composition_id: uuid.UUID, name: str, environment: str
+                    ) -> CompositionInstance:
+    """The instance row (created STOPPED with an empty config when new), locked for update."""
+    session.execute(insert(CompositionInstance).values(
+        composition_id=composition_id, name=name, config={}, environment=environment,
+        status=InstanceStatus.STOPPED).on_conflict_do_nothing(index_elements=["composition_id", "name"]))
+    row = session.scalar(sa.select(CompositionInstance).where(
+        CompositionInstance.composition_id == composition_id, CompositionInstance.name == name)
+        .with_for_update().execution_options(populate_existing=True))
+    assert row is not None
+    return row
+
+
+def get_instance(ref: str, *, session: Session, for_update: bool = False) -> CompositionInstance:
+    """An instance by id or by ``composition/name``."""
+    stmt = sa.select(CompositionInstance)
+    try:
+        stmt = stmt.where(CompositionInstance.id == uuid.UUID(ref))
+    except ValueError:
+        comp, sep, name = ref.partition("/")
+        if not sep or not comp or not name:
+            raise NotFound(f"no instance {ref!r}", hint="Name it by id or as COMPOSITION/INSTANCE "
+                                                        "(`agentforge compose instances` lists them).") from None
+        stmt = stmt.join(Composition).where(Composition.name == comp, CompositionInstance.name == name)
+    if for_update:
+        stmt = stmt.with_for_update(of=CompositionInstance).execution_options(populate_existing=True)
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"no instance {ref!r}", hint="`agentforge compose instances` lists them.")
+    return row
+
+
+def list_instances(*, session: Session, composition: str | None = None, environment: str | None = None
+                   ) -> list[tuple[CompositionInstance, str]]:
+    """(instance, composition name) pairs, by composition then instance name."""
+    stmt = (sa.select(CompositionInstance, Composition.name).join(Composition)
+            .order_by(Composition.name, CompositionInstance.name))
+    if composition is not None:
+        stmt = stmt.where(Composition.name == composition)
+    if environment is not None:
+        stmt = stmt.where(CompositionInstance.environment == environment)
+    return [(i, n) for i, n in session.execute(stmt)]
+
+
+def update_instance(instance_id: uuid.UUID, *, session: Session, **values: Any) -> None:
+    session.execute(sa.update(CompositionInstance).where(CompositionInstance.id == instance_id).values(**values))
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+def add_deployment(*, session: Session, composition_id: uuid.UUID, instance_id: uuid.UUID, environment: str,
+                   lock_hash: str, lock_file: dict[str, Any], bundle_path: str) -> uuid.UUID:
+    row = Deployment(composition_id=composition_id, instance_id=instance_id, environment=environment,
+                     lock_hash=lock_hash, lock_file=lock_file, bundle_path=bundle_path,
+                     status=DeploymentStatus.IN_PROGRESS)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def finish_deployment(deployment_id: uuid.UUID, status: DeploymentStatus, *, session: Session,
+                      error_message: str | None = None) -> None:
+    row = session.get(Deployment, deployment_id)
+    assert row is not None
+    row.status = status
+    row.error_message = error_message
+    row.completed_at = now()
+    if status is DeploymentStatus.HEALTHY:
+        # The instance's older healthy deploys stay in history as candidates for rollback.
+        session.execute(sa.update(Deployment).where(
+            Deployment.instance_id == row.instance_id, Deployment.id != row.id,
+            Deployment.status == DeploymentStatus.HEALTHY).values(status=DeploymentStatus.SUPERSEDED))
+    session.flush()
+
+
+def last_good_deployment(composition_id: uuid.UUID, environment: str, *, session: Session,
+                         excluding: Sequence[str]) -> Deployment | None:
+    """The newest deploy that became healthy, of a lock other than ``excluding`` (and not held)."""
+    held = sa.select(LockHold.lock_hash).where(LockHold.composition_id == composition_id,
+                                               LockHold.environment == environment)
+    return session.scalar(
+        sa.select(Deployment).where(
+            Deployment.composition_id == composition_id, Deployment.environment == environment,
+            Deployment.status.in_([DeploymentStatus.HEALTHY, DeploymentStatus.SUPERSEDED]),
+            Deployment.lock_hash.not_in(list(excluding)), Deployment.lock_hash.not_in(held))
+        .order_by(Deployment.created_at.desc(), Deployment.completed_at.desc().nulls_last()).limit(1))
+
+
+def deployments_of(composition_id: uuid.UUID, *, session: Session) -> list[Deployment]:
+    return list(session.scalars(sa.select(Deployment).where(Deployment.composition_id == composition_id)
+                                .order_by(Deployment.created_at)))
+
+
+def mark_rolled_back(composition_id: uuid.UUID, environment: str, lock_hashes: Sequence[str], *,
+                     session: Session) -> None:
+    session.execute(sa.update(Deployment).where(
+        Deployment.composition_id == composition_id, Deployment.environment == environment,
+        Deployment.lock_hash.in_(list(lock_hashes)),
+        Deployment.status.in_([DeploymentStatus.HEALTHY, DeploymentStatus.SUPERSEDED]))
+        .values(status=DeploymentStatus.ROLLED_BACK))
+
+
+# --- lock holds -------------------------------------------------------------------------------
+
+
+def hold_lock(*, session: Session, composition_id: uuid.UUID, environment: str, lock_hash: str,
+              reason: str | None) -> None:
+    session.execute(insert(LockHold).values(composition_id=composition_id, environment=environment,
+                                            lock_hash=lock_hash, reason=reason)
+                    .on_conflict_do_nothing(index_elements=["composition_id", "environment", "lock_hash"]))
+
+
+def release_holds(*, session: Session, composition_id: uuid.UUID, environment: str,
+                  lock_hash: str | None = None) -> list[str]:
+    """Lift one hold (a hash or a unique prefix of one) or all of the environment's; returns those lifted."""
+    stmt = sa.delete(LockHold).where(LockHold.composition_id == composition_id, LockHold.environment == environment)
+    if lock_hash:
+        stmt = stmt.where(LockHold.lock_hash.startswith(lock_hash, autoescape=True))
+    return list(session.scalars(stmt.returning(LockHold.lock_hash)))
+
+
+def held_hashes(composition_id: uuid.UUID, environment: str, *, session: Session) -> set[str]:
+    return set(session.scalars(sa.select(LockHold.lock_hash).where(
+        LockHold.composition_id == composition_id, LockHold.environment == environment)))
