@@ -441,3 +441,41 @@ class LockHold(Base):
     lock_hash: Mapped[str] = mapped_column(sa.String(80), nullable=False)
     reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One accepted GitHub webhook delivery, keyed on the SHA-256 of its signed body .
+
+    The row is the durable record written before any run starts: the receiver's dispatcher
+    claims ``RECEIVED`` rows (and ``DISPATCHING`` ones whose lease ran out after a crash), so
+    an accepted delivery is never lost and a replayed body (same hash) starts nothing new.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('RECEIVED', 'DISPATCHING', 'STARTED', 'FAILED')",
+                           name="check_webhook_delivery_status"),
+        sa.CheckConstraint("body_sha256 ~ '^[a-f0-9]{64}$'", name="check_webhook_body_sha256"),
+        sa.Index("ix_webhook_deliveries_pending", "next_attempt_at",
+                 postgresql_where=sa.text("status IN ('RECEIVED', 'DISPATCHING')")),
+        sa.Index("ix_webhook_deliveries_repository_id", "repository_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    body_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True, nullable=False)
+    github_delivery: Mapped[str | None] = mapped_column(sa.String(100))  # not signed: informational only
+    event: Mapped[str] = mapped_column(sa.String(50), nullable=False)
+    repository_id: Mapped[uuid.UUID | None] = mapped_column(
+        pg.UUID(as_uuid=True), sa.ForeignKey("repositories.id", ondelete="SET NULL"))
+    repository_name: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    ref: Mapped[str | None] = mapped_column(sa.String(255))
+    head_commit: Mapped[str | None] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="RECEIVED",
+                                        server_default="RECEIVED")
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
+    flow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = _created()
+    next_attempt_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), nullable=False,
+                                                      server_default=sa.func.now())
+    dispatched_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -112,7 +112,7 @@ def db_session(engine):  # type: ignore[no-untyped-def]
 
 
 _TABLES = [
-    "sync_operations", "component_changes", "component_dependencies", "deployments", "lock_holds",
+    "webhook_deliveries", "sync_operations", "component_changes", "component_dependencies", "deployments", "lock_holds",
     "composition_instances", "compositions", "repository_tags", "forks", "components", "repositories",
     "user_settings", "system_config",
 ]

@@ -9,7 +9,8 @@ def register(app: typer.Typer) -> None:
     """Attach every command group; modules are imported here, never Prefect."""
     import importlib
 
-    for module_name in ("repo_cmds", "catalog_cmds", "lock_cmds", "compose_cmds", "dev_cmds", "demo_cmds"):
+    for module_name in ("repo_cmds", "catalog_cmds", "lock_cmds", "compose_cmds", "dev_cmds", "demo_cmds", "serve_cmds",
+                        "publish_cmds"):
         try:
             module = importlib.import_module(f"agentforge.cli.{module_name}")
         except ModuleNotFoundError as exc:

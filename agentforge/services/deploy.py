@@ -94,6 +94,7 @@ class DeployPlan(BaseModel):
     startup_timeout: float
     previous: PreviousRun | None = None
     reuse_port: int | None = None
+    unchanged: bool = False  # the instance already runs this lock and configuration
 
 
 class StartOutcome(BaseModel):
@@ -399,17 +400,8 @@ def prepare_deployment(name: str, environment: str, instance_name: str, lock: Lo
         if row.pid and supervisor.is_alive(row.pid, bundle_dir=Path(row.bundle_path) if row.bundle_path else None):
             previous = PreviousRun(pid=row.pid, port=row.port, url=row.url, lock_hash=row.lock_hash,
                                    bundle_path=row.bundle_path)
-        deployment_id = comp_q.add_deployment(session=session, composition_id=comp_id, instance_id=row.id,
-                                              environment=environment, lock_hash=bundle.lock_hash,
-                                              lock_file=lock.model_dump(mode="json"), bundle_path=bundle.path)
-        row.status = InstanceStatus.UPDATING if previous else InstanceStatus.STARTING
-        row.environment = environment
-        row.error_message = None
-        if previous is None:
-            row.pid = None
-        instance_id = row.id
-    resolved_path = _instance_dir(settings, instance_id) / str(deployment_id) / "resolved.json"
-    _write_json(resolved_path, {
+        instance_id, running = row.id, row.status == InstanceStatus.RUNNING
+    resolved_doc = {
         "composition": {"name": doc.name, "version": doc.version, "environment": environment,
                         "lock_hash": bundle.lock_hash, "content_hash": lock.content_hash},
         "instance": {"id": str(instance_id), "name": instance_name},
@@ -419,17 +411,37 @@ def prepare_deployment(name: str, environment: str, instance_name: str, lock: Lo
                 "role": roles.get(n), "path": f"components/{n}",
                 "metadata": definitions[n].get("metadata") or {}, "spec": merged.specs[n]}
             for n, c in sorted(components.items())},
-    })
+    }
+    common = dict(composition=name, composition_id=str(comp_id), instance_id=str(instance_id),
+                  instance_name=instance_name, environment=environment, lock_hash=bundle.lock_hash,
+                  bundle_path=bundle.path, log_path=str(_log_path(settings, instance_id)),
+                  readiness_path=_readiness_path(merged.settings), startup_timeout=_startup_timeout(merged.settings))
+    current = _current_resolved(settings, instance_id)
+    if (previous is not None and running and previous.lock_hash == bundle.lock_hash
+            and previous.bundle_path == bundle.path and current.exists()
+            and json.loads(current.read_text()) == resolved_doc):
+        # Same lock, same configuration, healthy process: nothing to do (redeploys are idempotent).
+        return DeployPlan(**common, deployment_id="", resolved_path=str(current), previous=previous, unchanged=True)
+    with session_scope(get_engine(settings)) as session:
+        comp_q.lock_composition(comp_id, session=session)
+        row = comp_q.ensure_instance(session=session, composition_id=comp_id, name=instance_name,
+                                     environment=environment)
+        deployment_id = comp_q.add_deployment(session=session, composition_id=comp_id, instance_id=row.id,
+                                              environment=environment, lock_hash=bundle.lock_hash,
+                                              lock_file=lock.model_dump(mode="json"), bundle_path=bundle.path)
+        row.status = InstanceStatus.UPDATING if previous else InstanceStatus.STARTING
+        row.environment = environment
+        row.error_message = None
+        if previous is None:
+            row.pid = None
+    resolved_path = _instance_dir(settings, instance_id) / str(deployment_id) / "resolved.json"
+    _write_json(resolved_path, resolved_doc)
     with session_scope(get_engine(settings)) as session:
         # ${ENV} references stay unresolved here: the process resolves them from its environment.
         comp_q.update_instance(instance_id, session=session, config=merged.settings,
                                overrides={"components": merged.applied, "set": merged.instance_sets})
-    return DeployPlan(composition=name, composition_id=str(comp_id), instance_id=str(instance_id),
-                      instance_name=instance_name, environment=environment, deployment_id=str(deployment_id),
-                      lock_hash=bundle.lock_hash, bundle_path=bundle.path, resolved_path=str(resolved_path),
-                      log_path=str(_log_path(settings, instance_id)),
-                      readiness_path=_readiness_path(merged.settings),
-                      startup_timeout=_startup_timeout(merged.settings), previous=previous)
+    return DeployPlan(**common, deployment_id=str(deployment_id), resolved_path=str(resolved_path),
+                      previous=previous)
 
 
 # --- starting and switching -------------------------------------------------------------------
@@ -456,6 +468,9 @@ def _port_free(port: int | None) -> bool:
 def start_candidate(plan: DeployPlan, *, settings: Settings | None = None) -> StartOutcome:
     """Start the planned process (a new port while the previous one serves) and wait for readiness."""
     settings = settings or get_settings()
+    if plan.unchanged and plan.previous is not None:
+        prev = plan.previous
+        return StartOutcome(ready=True, pid=prev.pid, port=prev.port or 0, url=prev.url or "")
     port = plan.reuse_port if plan.previous is None and _port_free(plan.reuse_port) else None
     process = supervisor.start_instance(Path(plan.bundle_path), port=port, instance_id=plan.instance_id,
                                         log_path=Path(plan.log_path), env=_runtime_env(settings),
@@ -471,9 +486,12 @@ def complete_deployment(plan: DeployPlan, outcome: StartOutcome, *, settings: Se
     """Ready: switch the row to the new process, then stop the old one. Not ready: stop the candidate,
     mark the attempt FAILED and keep (or report the absence of) the previous process."""
     settings = settings or get_settings()
-    instance_id, deployment_id = uuid.UUID(plan.instance_id), uuid.UUID(plan.deployment_id)
     base: dict[str, Any] = dict(composition=plan.composition, instance=plan.instance_name,
                                 instance_id=plan.instance_id, environment=plan.environment)
+    if plan.unchanged:
+        return InstanceResult(**base, status=InstanceStatus.RUNNING.value, url=outcome.url, lock_hash=plan.lock_hash,
+                              ok=True, message=f"already running this lock and configuration at {outcome.url}")
+    instance_id, deployment_id = uuid.UUID(plan.instance_id), uuid.UUID(plan.deployment_id)
     if outcome.ready:
         with session_scope(get_engine(settings)) as session:
             comp_q.lock_composition(uuid.UUID(plan.composition_id), session=session)

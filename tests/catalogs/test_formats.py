@@ -1,0 +1,205 @@
+"""Copilot files, agent skills, MCP server.json, forge delegation, tag shapes, and messy files."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentforge.catalogs import (
+    catalog_version_from_tag,
+    coerce_version,
+    detect_format,
+    normalise_name,
+    parse_markdown,
+    read_catalog_snapshot,
+)
+from agentforge.core.documents import is_valid_name, parse_component
+from tests.catalogs.conftest import js, md
+from tests.gitfactory import Symlink
+
+
+@pytest.mark.parametrize(("tag", "expected"), [
+    ("v1.2.3", (None, "1.2.3")),
+    ("1.2.3", (None, "1.2.3")),
+    ("refs/tags/v2.0.0-rc.1", (None, "2.0.0-rc.1")),
+    ("review@1.2.0", ("review", "1.2.0")),
+    ("review@v1.2.0", ("review", "1.2.0")),
+    ("review/v1.2.0", ("review", "1.2.0")),
+    ("review--v1.2.0", ("review", "1.2.0")),
+    ("review--1.2.0", ("review", "1.2.0")),
+    ("plugins/ops/1.2.0", ("plugins/ops", "1.2.0")),
+    ("my-plugin-v0.4.1", ("my-plugin", "0.4.1")),
+    ("latest", None), ("v1.2", None), ("nightly-2024-01-01", None), ("../x/1.0.0", None), ("", None),
+])
+def test_tag_shapes(tag, expected):
+    assert catalog_version_from_tag(tag) == expected
+
+
+def test_coerce_and_names():
+    assert [coerce_version(v) for v in ("1.2.3", "v1.2", 1.0, "2", "latest", None, True)] == [
+        "1.2.3", "1.2.0", "1.0.0", "2.0.0", None, None, None]
+    assert normalise_name("Code Reviewer") == "code-reviewer"
+    assert normalise_name("Café Résumé") == "cafe-resume"
+    assert normalise_name("\u200breviewer\u00a0") == "reviewer"
+    cjk = normalise_name("日本語")
+    assert cjk and cjk.startswith("xn--") and is_valid_name(cjk)
+    assert normalise_name("!!!") is None and normalise_name("") is None
+
+
+def test_copilot_layout(factory, open_mirror):
+    repo = factory.create("copilot", files={
+        ".github/agents/planner.agent.md": md("name: planner\ndescription: Plans\ntools: ['search', 'edit']\n"
+                                              "agents: [coder, nobody]\nhandoffs:\n  - label: Code\n    agent: coder\n"),
+        ".github/agents/coder.agent.md": md("description: Writes code\nmodel: GPT-5\n"),
+        ".github/prompts/fix.prompt.md": md("agent: coder\ndescription: Fix a bug\n", "Fix ${input:bug}.\n"),
+        ".github/prompts/ask.prompt.md": md("agent: ask\n"),
+        ".github/instructions/py.instructions.md": md("applyTo: **/*.py\ndescription: Python rules\n", "Use ruff.\n"),
+        ".github/chatmodes/review.chatmode.md": md("description: Review mode\n"),
+        ".github/copilot-instructions.md": "Be concise.\n",
+        ".github/skills/triage/SKILL.md": md("name: triage\ndescription: Triage issues\n"),
+    })
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "copilot"
+    snap = read_catalog_snapshot(mirror, commit, label="main", validate=True)
+    by = {c.name: c for c in snap.components}
+    assert {(c.kind, c.name, c.definition["spec"]["catalog_type"]) for c in snap.components} == {
+        ("Agent", "planner", "agent"), ("Agent", "coder", "agent"), ("Prompt", "fix", "prompt"),
+        ("Prompt", "ask", "prompt"), ("Prompt", "py", "instructions"), ("Prompt", "review", "chatmode"),
+        ("Prompt", "copilot-instructions", "instructions"), ("Prompt", "triage", "skill")}
+    assert by["planner"].definition["spec"]["dependencies"] == {
+        "agents": [{"component": "coder", "version": f"commit:{commit}"}]}
+    assert by["fix"].definition["spec"]["dependencies"]["agents"][0]["component"] == "coder"
+    assert "dependencies" not in by["ask"].definition["spec"]  # a built-in agent, not a reference
+    py = by["py"]
+    assert py.definition["spec"]["frontmatter"]["applyTo"] == "**/*.py"
+    assert py.metadata["frontmatter_lenient"] is True and py.definition["spec"]["type"] == "system"
+    assert py.path == ".github/instructions/py.instructions.md"
+    assert by["copilot-instructions"].definition["spec"]["template"] == "Be concise.\n"
+    text = "\n".join(snap.problems)
+    assert "refers to agent 'nobody'" in text
+    assert "warning: .github/instructions/py.instructions.md@main:2:" in text  # the file's own line number
+    assert snap.manifest["catalog"]["format"] == "copilot"
+
+
+def test_mcp_server_json(factory, open_mirror):
+    server = {
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json",
+        "name": "io.github.acme/weather", "description": "Weather data", "version": "1.0.2",
+        "packages": [{"registryType": "npm", "identifier": "@acme/weather", "version": "1.0.2",
+                      "transport": {"type": "stdio"}}],
+        "remotes": [{"type": "streamable-http", "url": "https://weather.example.com/mcp"}],
+        "repository": {"url": "https://github.com/acme/weather", "source": "github", "subfolder": "."},
+    }
+    repo = factory.create("weather", files={"server.json": js(server), "src/index.ts": "export {}\n"})
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "mcp-server"
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    (tool,) = snap.components
+    assert (tool.kind, tool.name, tool.version, tool.path) == ("Tool", "io.github.acme-weather", "1.0.2", ".")
+    assert tool.metadata["original_name"] == "io.github.acme/weather"
+    spec = tool.definition["spec"]
+    assert spec["type"] == "mcp-server" and spec["runtime"] == "npm" and spec["remotes"] == server["remotes"]
+    assert tool.tree_hash == repo.git("rev-parse", f"{commit}^{{tree}}")
+
+
+def test_forge_repositories_are_read_natively(factory, open_mirror):
+    component = ("apiVersion: forge.dev/v1\nkind: Tool\nmetadata:\n  name: native\n  version: 1.0.0\n"
+                 "spec:\n  type: function\n")
+    repo = factory.create("native", files={"tools/native/component.yaml": component,
+                                           "skills/x/SKILL.md": md("name: x\n")})
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "forge"
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    assert [(c.name, c.version) for c in snap.components] == [("native", "1.0.0")]
+    forced = read_catalog_snapshot(mirror, commit, label="main", format="agent-skills")
+    assert [c.name for c in forced.components] == ["x"]
+
+
+BIG = "x" * 1000 + "\n"
+DIALOGUE = """name: explainer
+description: Use this agent when the user asks: "why?". Examples:
+<example>
+user: "Why does this fail?"
+assistant: "Let me look: the test is flaky."
+</example>
+model: opus
+"""
+
+
+def test_messy_files(factory, open_mirror):
+    files: dict[str, str | bytes] = {
+        "skills/crlf/SKILL.md": "\ufeff---\r\nname: crlf-skill\r\ndescription: Windows: line endings\r\n---\r\nBody\r\n",
+        "skills/nbsp/SKILL.md": "---\nname: nbsp\nmetadata:\n\u00a0\u00a0version: 1.4.0\ndescription: a\u00a0b\n---\n",
+        "skills/zero/SKILL.md": "---\n\u200bname: \u200bzero-width\ndescription: z\n---\n",
+        "skills/cafe/SKILL.md": md("name: Café Résumé\ndescription: accents\n"),
+        "skills/kanji/SKILL.md": md("name: 日本語\ndescription: cjk\n"),
+        "skills/plain/SKILL.md": "No frontmatter at all.\n",
+        "skills/huge/SKILL.md": md("name: huge\ndescription: big\n", BIG * 300),
+        "skills/hint/SKILL.md": md("name: hint\nargument-hint: [x]\nversion: 1.0\n"),
+        "skills/dialogue/SKILL.md": md(DIALOGUE, "Explain.\n"),
+        "skills/noname/SKILL.md": md("name: '!!!'\ndescription: unusable\n"),
+        "skills/unclosed/SKILL.md": "---\nname: unclosed\nno end fence\n",
+        # Symlinks: a skill folder pointing elsewhere in the repository is followed; one with a
+        # file leaving the repository is refused (that skill only).
+        "docs/linked-skill.md": md("name: linked-target\ndescription: the real one\n"),
+        "skills/linked/SKILL.md": Symlink("../../docs/linked-skill.md"),
+        "skills/linked/notes.txt": "notes\n",
+        "shared/real/SKILL.md": md("name: real-one\n"),
+        "skills/alias": Symlink("../shared/real"),
+        "skills/leaky/SKILL.md": md("name: leaky\n"),
+        "skills/leaky/secret": Symlink("../../../../etc/passwd"),
+        "skills/outside": Symlink("/etc"),
+    }
+    files["skills/___/SKILL.md"] = "no name here\n"
+    repo = factory.create("messy", files=files)
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "agent-skills"
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    by = {c.metadata.get("original_name", c.name): c for c in snap.components}
+    names = {c.name for c in snap.components}
+    assert {"crlf-skill", "nbsp", "zero-width", "cafe-resume", "plain", "huge", "hint", "explainer", "unclosed",
+            "linked-target"} <= names
+    assert "leaky" not in names and "___" not in names
+    assert by["crlf-skill"].definition["spec"]["frontmatter"]["description"] == "Windows: line endings"
+    assert by["crlf-skill"].definition["spec"]["template"] == "Body\n"
+    assert by["nbsp"].version == "1.4.0"
+    assert by["nbsp"].definition["spec"]["frontmatter"]["description"] == "a\u00a0b"  # values keep their text
+    assert by["Café Résumé"].name == "cafe-resume"
+    kanji = by["日本語"]
+    assert kanji.name.startswith("xn--") and kanji.metadata["original_name"] == "日本語"
+    assert by["plain"].definition["spec"]["template"] == "No frontmatter at all.\n"
+    assert len(by["huge"].definition["spec"]["template"]) == 300 * 1001
+    hint = by["hint"]
+    assert hint.definition["spec"]["frontmatter"]["argument-hint"] == "[x]"
+    assert hint.version == "1.0.0" and hint.definition["spec"]["frontmatter"]["version"] == "1.0"
+    explainer = by["explainer"]
+    description = explainer.definition["spec"]["frontmatter"]["description"]
+    assert description.startswith('Use this agent when the user asks: "why?"')
+    assert 'user: "Why does this fail?"' in description and explainer.metadata["frontmatter_lenient"]
+    assert explainer.definition["spec"]["frontmatter"]["model"] == "opus"
+    linked = {c.name: c for c in snap.components}["linked-target"]
+    assert linked.path == "skills/linked" and linked.definition["spec"]["frontmatter"]["description"] == "the real one"
+    assert [c.path for c in snap.components if c.name == "real-one"] == ["shared/real"]  # not twice
+    for record in snap.components:
+        parse_component(record.definition, source=record.path)
+    text = "\n".join(snap.problems)
+    assert "skills/noname/SKILL.md@main:2: no usable name" not in text  # falls back to the folder name
+    assert "noname" in names
+    assert "skills/___/SKILL.md@main:1: no usable name" in text
+    assert "skills/leaky@main: symlink 'skills/leaky/secret' leaves the repository" in text
+    assert "frontmatter fence '---' is never closed" in text
+    assert "warning: skills/dialogue/SKILL.md@main" in text
+    assert linked.tree_hash
+
+
+def test_parse_markdown_unit():
+    parsed = parse_markdown(b"\xef\xbb\xbf---\r\nname: a\r\ntools: [Read, Grep]\r\n---\r\nhi\r\n", source="f.md")
+    assert parsed.fields == {"name": "a", "tools": ["Read", "Grep"]} and parsed.body == "hi\n"
+    lenient = parse_markdown("---\nname: b\ndescription: x: y\ntools: [Read, Grep]\nlist:\n  - one\n  - two\n---\n",
+                             source="g.md")
+    assert lenient.lenient and lenient.fields["description"] == "x: y"
+    assert lenient.fields["tools"] == ["Read", "Grep"] and lenient.fields["list"] == ["one", "two"]
+    assert lenient.field_lines["name"] == 2

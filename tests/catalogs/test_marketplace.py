@@ -1,0 +1,225 @@
+"""Claude Code plugin marketplaces and plugins: components, compositions, names, externals, tags."""
+
+from __future__ import annotations
+
+import semver
+
+from agentforge.catalogs import (
+    apply_release_tags,
+    component_checksum_at,
+    component_files,
+    component_tree,
+    detect_format,
+    external_sources,
+    read_catalog_snapshot,
+    release_version_for,
+)
+from agentforge.core.documents import parse_component, parse_composition
+from agentforge.core.hashing import component_checksum
+from tests.catalogs.conftest import js, md
+from tests.gitfactory import Symlink
+
+SHA = "a" * 40
+
+MARKETPLACE = {
+    "name": "Acme Tools",
+    "owner": {"name": "Acme"},
+    "metadata": {"version": "3.0.0", "description": "Acme's plugins"},
+    "renames": {"legacy-ops": "ops"},
+    "plugins": [
+        {"name": "review", "source": "./plugins/review", "description": "Code review", "category": "dev"},
+        {"name": "legacy-ops", "source": "./plugins/ops", "version": "0.3.0"},
+        {"name": "ghost", "source": "./plugins/ghost"},
+        {"name": "remote-gh", "source": {"source": "github", "repo": "acme/remote", "ref": "main", "sha": SHA}},
+        {"name": "remote-url", "source": {"source": "url", "url": "https://git.example.com/x.git", "ref": "v1.4.0"}},
+        {"name": "remote-sub", "source": {"source": "git-subdir", "url": "https://git.example.com/mono.git",
+                                          "path": "plugins/sub", "ref": "develop"}},
+    ],
+}
+
+
+def marketplace_files() -> dict[str, str]:
+    return {
+        ".claude-plugin/marketplace.json": js(MARKETPLACE),
+        "plugins/review/.claude-plugin/plugin.json": js({
+            "name": "review", "version": "1.2.0", "description": "Reviews code",
+            "author": {"name": "Ann", "email": "ann@example.invalid"}}),
+        "plugins/review/agents/reviewer.md": md("name: reviewer\ndescription: Reviews diffs\nmodel: sonnet\n"
+                                                "tools: Read, Grep\n", "You review code.\n"),
+        "plugins/review/commands/review.md": md("description: Run a review\nargument-hint: [pr-number]\n",
+                                                "Use the Task tool with subagent_type: reviewer on $ARGUMENTS.\n"),
+        "plugins/review/skills/checks/SKILL.md": md("name: checks\ndescription: Lint checks\nlicense: MIT\n"
+                                                    "metadata:\n  version: 2.0.0\n", "Run the checks.\n"),
+        "plugins/review/skills/checks/scripts/run.py": "print('checks')\n",
+        "plugins/review/hooks/hooks.json": js({"hooks": {}}),
+        "plugins/review/agents/evil.md": Symlink("/etc/passwd"),
+        "plugins/review/.mcp.json": js({"mcpServers": {"review-db": {"command": "npx", "args": ["review-db"]}}}),
+        # The ops plugin only has a Codex sibling manifest, naming a folder that does not exist.
+        "plugins/ops/.codex-plugin/plugin.json": js({"name": "legacy-ops", "agents": ["./nope/"]}),
+        "plugins/ops/agents/reviewer.md": md("name: reviewer\ndescription: Reviews deploys\n"),
+        "plugins/ops/commands/deploy.md": md("description: Deploy\nsubagent_type: missing-agent\n"),
+    }
+
+
+def test_marketplace_records(factory, open_mirror):
+    repo = factory.create("acme", files=marketplace_files())
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "claude-marketplace"
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    assert snap.fatal is None
+    by = {(c.kind, c.name): c for c in snap.components}
+    assert set(by) == {("Agent", "review--reviewer"), ("Agent", "ops--reviewer"), ("Prompt", "review"),
+                       ("Prompt", "deploy"), ("Prompt", "checks"), ("Tool", "review-db")}
+    reviewer = by[("Agent", "review--reviewer")]
+    assert reviewer.version == "1.2.0" and reviewer.metadata["version_source"] == "plugin.json"
+    assert reviewer.path == "plugins/review/agents/reviewer.md"
+    assert reviewer.metadata["original_name"] == "reviewer" and reviewer.metadata["plugin"] == "review"
+    assert reviewer.metadata["author"] == "Ann"
+    spec = reviewer.definition["spec"]
+    assert spec["source_file"] == "plugins/review/agents/reviewer.md"
+    assert spec["frontmatter"]["tools"] == "Read, Grep" and spec["llm"] == {"model": "sonnet"}
+    assert spec["body"] == "You review code.\n"
+    # The ops plugin: version from the marketplace entry, renamed, Codex manifest read.
+    ops_reviewer = by[("Agent", "ops--reviewer")]
+    assert ops_reviewer.version == "0.3.0" and ops_reviewer.metadata["version_source"] == "marketplace"
+    # A command's subagent_type resolves inside its plugin (the namespaced agent).
+    review_cmd = by[("Prompt", "review")]
+    assert review_cmd.definition["spec"]["type"] == "task"
+    assert review_cmd.definition["spec"]["catalog_type"] == "command"
+    assert review_cmd.definition["spec"]["frontmatter"]["argument-hint"] == "[pr-number]"
+    assert review_cmd.definition["spec"]["dependencies"] == {
+        "agents": [{"component": "review--reviewer", "version": f"commit:{commit}"}]}
+    assert "dependencies" not in by[("Prompt", "deploy")].definition["spec"]
+    skill = by[("Prompt", "checks")]
+    assert skill.version == "2.0.0" and skill.path == "plugins/review/skills/checks"
+    assert skill.metadata["license"] == "MIT" and skill.definition["spec"]["catalog_type"] == "skill"
+    tool = by[("Tool", "review-db")]
+    assert tool.definition["spec"]["type"] == "mcp-server" and tool.definition["spec"]["runtime"] == "npx"
+    # Every definition is a valid forge.dev/v1 document (the lock code re-parses them).
+    for record in snap.components:
+        parse_component(record.definition, source=record.path)
+    # Problems: collision note, missing agent warning, missing plugin folder, missing named path, externals.
+    text = "\n".join(snap.problems)
+    assert "Agent name 'reviewer' is used by 2 components" in text
+    assert "refers to agent 'missing-agent', which is not in the repository" in text
+    assert "source folder 'plugins/ghost' does not exist" in text
+    assert "plugins/ops/.codex-plugin/plugin.json@main: agents path './nope/' does not exist" in text
+    assert "plugin 'ops' was renamed from 'legacy-ops'" in text
+    assert text.count("unresolved") == 3
+    assert "plugins/review/agents/evil.md@main: symlink leaves the repository; not read" in text
+
+
+def test_plugin_compositions_and_renames(factory, open_mirror):
+    repo = factory.create("acme", files=marketplace_files())
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    comps = {c.name: c for c in snap.compositions}
+    assert set(comps) == {"review", "ops"}
+    review = comps["review"]
+    assert review.version == "1.2.0" and review.path == "plugins/review" and review.description == "Reviews code"
+    deps = review.definition["spec"]["dependencies"]
+    assert [d["name"] for d in deps["agents"]] == ["review--reviewer"]
+    assert sorted(d["name"] for d in deps["prompts"]) == ["checks", "review"]
+    assert [d["name"] for d in deps["tools"]] == ["review-db"]
+    assert all(d["version"] == f"commit:{commit}" for g in deps.values() for d in g)
+    assert review.definition["spec"]["hooks"] == ["plugins/review/hooks/hooks.json"]
+    ops = comps["ops"]
+    assert ops.version == "0.3.0" and ops.definition["metadata"]["previous_names"] == ["legacy-ops"]
+    for c in snap.compositions:
+        parse_composition(c.definition, source=c.path)
+    catalog = snap.manifest["catalog"]
+    assert catalog["format"] == "claude-marketplace" and catalog["renames"] == {"legacy-ops": "ops"}
+    assert catalog["counts"] == {"agent": 2, "command": 2, "mcp-server": 1, "plugin": 2, "skill": 1}
+    assert snap.manifest["metadata"]["name"] == "acme-tools"
+    assert snap.manifest_hash
+    ext = {e["component"]: e for e in external_sources(snap)}
+    assert ext["remote-gh"]["repository"] == "https://github.com/acme/remote"
+    assert ext["remote-gh"]["version"] == f"commit:{SHA}"
+    assert ext["remote-url"]["version"] == "tag:v1.4.0"
+    assert ext["remote-sub"]["version"] == "branch:develop" and ext["remote-sub"]["path"] == "plugins/sub"
+
+
+def test_single_file_components_tree_and_checksum(factory, open_mirror):
+    repo = factory.create("acme", files=marketplace_files())
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    by = {c.name: c for c in snap.components}
+    agent = by["review--reviewer"]
+    blob = repo.git("rev-parse", f"{commit}:plugins/review/agents/reviewer.md")
+    assert agent.tree_hash == blob == component_tree(mirror, commit, agent.path)
+    content = (repo.workdir / agent.path).read_bytes()
+    assert component_files(mirror, commit, agent.path) == [("reviewer.md", content)]
+    assert component_checksum_at(mirror, commit, agent.path) == component_checksum([("reviewer.md", content)])
+    skill = by["checks"]
+    assert skill.tree_hash == repo.git("rev-parse", f"{commit}:plugins/review/skills/checks")
+    assert [rel for rel, _ in component_files(mirror, commit, skill.path)] == ["SKILL.md", "scripts/run.py"]
+
+
+def test_tags_name_the_release(factory, open_mirror):
+    repo = factory.create("acme", files=marketplace_files())
+    commit = repo.commit(files={"plugins/review/agents/reviewer.md":
+                                md("name: reviewer\ndescription: Reviews diffs v2\n")},
+                         tags=["v1.2.0", "review--v1.3.0", "plugins/ops/0.4.0", "not-a-release", "nightly-2024"])
+    mirror = open_mirror(repo)
+    snap = read_catalog_snapshot(mirror, commit, label="v1.2.0")
+    tags = ["v1.2.0", "review--v1.3.0", "plugins/ops/0.4.0", "not-a-release", "nightly-2024"]
+    tagged = apply_release_tags(snap, tags)
+    by = {c.name: c for c in tagged.components}
+    # Plugin-scoped tag wins for the review plugin's components; the skill's own 2.0.0 disagrees.
+    assert by["review--reviewer"].version == "1.3.0"
+    assert by["checks"].version == "1.3.0" and by["checks"].metadata["manifest_version"] == "2.0.0"
+    assert by["ops--reviewer"].version == "0.4.0"  # path-scoped tag
+    assert by["deploy"].version == "0.4.0"
+    text = "\n".join(tagged.problems)
+    assert "has version 2.0.0 (from frontmatter metadata) but the tag releases 1.3.0" in text
+    assert "not-a-release" not in text
+    version, problem = release_version_for(by["review--reviewer"], "1.3.0")
+    assert (version, problem) == ("1.3.0", None)
+
+
+def test_root_plugin_and_forced_format(factory, open_mirror):
+    repo = factory.create("solo", files={
+        ".cursor-plugin/plugin.json": js({"name": "Solo Plugin", "version": "v0.9", "skills": "./missing"}),
+        "agents/helper.md": md("description: helps\n"),
+        "commands/go.md": md(None, "Just go.\n"),
+    })
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    assert detect_format(mirror, commit) == "claude-plugin"
+    snap = read_catalog_snapshot(mirror, commit, label="main")
+    assert {c.name: c.version for c in snap.components} == {"helper": "0.9.0", "go": "0.9.0"}
+    assert [c.name for c in snap.compositions] == ["solo-plugin"]
+    assert snap.compositions[0].path == "."
+    assert any("skills path './missing' does not exist" in p for p in snap.problems)
+    forced = read_catalog_snapshot(mirror, commit, label="main", format="claude-marketplace")
+    assert forced.fatal and "marketplace.json" in forced.fatal
+    tip_only = read_catalog_snapshot(mirror, commit, label="main", read_components=False)
+    assert tip_only.components == [] and [c.name for c in tip_only.compositions] == ["solo-plugin"]
+
+
+def test_broken_marketplace_is_fatal(factory, open_mirror):
+    repo = factory.create("broken", files={".claude-plugin/marketplace.json": "{not json: [\n"})
+    mirror = open_mirror(repo)
+    snap = read_catalog_snapshot(mirror, repo.commits[-1], label="main")
+    assert snap.fatal and ".claude-plugin/marketplace.json@main" in snap.fatal
+
+
+def test_pseudo_versions_sort_by_time(factory, open_mirror):
+    repo = factory.create("skills", files={"skills/alpha/SKILL.md": md("name: alpha\ndescription: a\n")})
+    first = repo.commits[-1]
+    second = repo.commit(files={"skills/alpha/SKILL.md": md("name: alpha\ndescription: b\n")})
+    mirror = open_mirror(repo)
+    versions = []
+    for commit in (first, second):
+        snap = read_catalog_snapshot(mirror, commit, label="main")
+        (record,) = snap.components
+        stamp = mirror.commit_time(commit).strftime("%Y%m%d%H%M%S")
+        assert record.version == f"0.0.0-{stamp}-{commit[:12]}"
+        assert record.metadata["version_source"] == "pseudo"
+        versions.append(semver.Version.parse(record.version))
+    assert versions[0] < versions[1]
+    # A pseudo-versioned component takes a tag's version without a mismatch problem.
+    assert release_version_for(record, "1.0.0") == ("1.0.0", None)
