@@ -46,6 +46,8 @@ def prepare_prefect() -> None:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The in-process API takes ~5 s to start on an idle machine; far longer on a loaded one.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not STATE.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "ERROR")
