@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from agentforge.core.results import LockWritten
+from agentforge.errors import LockError
 from tasks.lock import check_lock, install_packages, read_lock, resolve_root, verify_frozen, write_lock
 
 
@@ -25,13 +26,19 @@ def install(root: str, lock_path: str = "forge-lock.yaml", frozen: bool = False,
         lock = verify_frozen(root, lock_path, include_dev, force_kind)
     else:
         status = check_lock(root, lock_path, include_dev, force_kind)
+        if status.wrong_root:
+            raise LockError(f"{lock_path}: " + "; ".join(status.reasons), code="LOCK_WRONG_ROOT",
+                            hint="Pass --lock FILE for this root's lock (install never overwrites another "
+                                 "root's lock).")
         if not status.ok:
-            written = resolve_and_lock_inline(root, lock_path, include_dev, force_kind)
+            written = resolve_and_lock_inline(root, lock_path, include_dev, force_kind,
+                                              reuse_checksums=not status.mismatch)
         lock = read_lock(lock_path)
     outcome = install_packages(lock, target)
     return {"install": outcome.model_dump(), "lock": written.model_dump() if written else None}
 
 
-def resolve_and_lock_inline(root: str, output: str, include_dev: bool, force_kind: str | None) -> LockWritten:
-    outcome = resolve_root(root, output, include_dev, None, force_kind)
+def resolve_and_lock_inline(root: str, output: str, include_dev: bool, force_kind: str | None, *,
+                            reuse_checksums: bool = True) -> LockWritten:
+    outcome = resolve_root(root, output, include_dev, None, force_kind, reuse_checksums)
     return write_lock(outcome, output)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,18 @@ from agentforge.cli.common import engine, prepare_prefect, run_flow
 from agentforge.cli.output import STATE, console, emit, table
 
 deps_app = typer.Typer(help="Inspect dependency graphs.", no_args_is_help=True)
+
+
+def _prepare_flows() -> None:
+    """Prefect set up for a command whose user errors are printed by the CLI's error boundary.
+
+    A failing task is logged by Prefect at ERROR with a traceback; the CLI prints the same
+    error as `agentforge: CODE` + hint, so without --verbose Prefect logs only CRITICAL.
+    """
+    if not STATE.verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
+        os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"] = "CRITICAL"
+    prepare_prefect()
 
 
 def lock(
@@ -30,8 +44,12 @@ def lock(
         result = check_lock(root, output, include_dev=dev)
         emit(result.model_dump(), f"{output} is up to date and matches the mirrors" if result.ok else
              "\n".join([f"{output} is not valid for {root}:"] + [f"  - {r}" for r in result.reasons]))
-        raise typer.Exit(0 if result.ok else 1)
-    prepare_prefect()
+        if not result.ok:
+            # SystemExit, not typer.Exit: the entry point runs click with standalone_mode=False,
+            # which turns typer.Exit into a return value that would be lost.
+            sys.exit(1)
+        return
+    _prepare_flows()
     engine()
     from flows.lock import resolve_and_lock
 
@@ -52,7 +70,7 @@ def install(
     target: Path | None = typer.Option(None, "--target", help="Install here instead of the install root"),
 ) -> None:
     """Install ROOT's locked components (files at exact commits, checksums verified)."""
-    prepare_prefect()
+    _prepare_flows()
     engine()
     from flows.lock import install as install_flow
 
@@ -75,7 +93,7 @@ def _resolve_for_display(root: str, dev: bool) -> Any:
     from agentforge.services.lock import resolve_root
 
     engine()
-    return resolve_root(root, include_dev=dev, compute_checksums=False)
+    return resolve_root(root, include_dev=dev, compute_checksums=False, render=False)
 
 
 @deps_app.command("tree")
@@ -129,8 +147,9 @@ def deps_why(component: str = typer.Argument(...),
     if not hits:
         raise NotFound(f"{component!r} is not in {lock_file}",
                        hint="Packages: " + ", ".join(sorted(p.component for p in existing.lock.packages.values())))
-    data = [{"key": k, "version": p.version, "dependency_type": p.dependency_type, "constraints": p.constraints,
-             "resolution_path": p.resolution_path} for k, p in sorted(hits.items())]
+    data: list[dict[str, Any]] = [
+        {"key": k, "version": p.version, "dependency_type": p.dependency_type, "constraints": p.constraints,
+         "resolution_path": p.resolution_path} for k, p in sorted(hits.items())]
     if STATE.json:
         emit(data)
         return
@@ -152,22 +171,32 @@ def deps_graph(root: str = typer.Argument(...),
         raise AgentForgeError(f"--format {format!r} is not one of dot, mermaid, json", code="FORMAT_INVALID")
     lock = _resolve_for_display(root, dev).lock
     nodes = {k: f"{p.component} {p.version}" for k, p in lock.packages.items()}
-    nodes.setdefault("<root>", f"{lock.root.name} {lock.root.version}")
-    edges = sorted((d, k, c) for k, p in lock.packages.items() for d, c in p.constraints.items())
+    # A component root is a package itself: its "<root>" edges start at its node.
+    root_key = next((k for k, p in lock.packages.items() if p.dependency_type == "root"), "<root>")
+    nodes.setdefault(root_key, f"{lock.root.name} {lock.root.version}")
+    edges = sorted((root_key if d == "<root>" else d, k, c)
+                   for k, p in lock.packages.items() for d, c in p.constraints.items())
     if format == "json":
         print_json({"nodes": nodes, "edges": [{"from": a, "to": b, "constraint": c} for a, b, c in edges]})
         return
     ids = {k: f"n{i}" for i, k in enumerate(sorted(nodes))}
     if format == "dot":
         lines = ["digraph dependencies {", "  rankdir=LR;"]
-        lines += [f'  {ids[k]} [label="{v}"];' for k, v in sorted(nodes.items())]
-        lines += [f'  {ids[a]} -> {ids[b]} [label="{c}"];' for a, b, c in edges if a in ids]
+        lines += [f'  {ids[k]} [label="{_quoted(v)}"];' for k, v in sorted(nodes.items())]
+        lines += [f'  {ids[a]} -> {ids[b]} [label="{_quoted(c)}"];' for a, b, c in edges if a in ids]
         lines.append("}")
     else:
         lines = ["graph LR"]
-        lines += [f'  {ids[k]}["{v}"]' for k, v in sorted(nodes.items())]
-        lines += [f'  {ids[a]} -->|"{c}"| {ids[b]}' for a, b, c in edges if a in ids]
+        lines += [f'  {ids[k]}["{_quoted(v, mermaid=True)}"]' for k, v in sorted(nodes.items())]
+        lines += [f'  {ids[a]} -->|"{_quoted(c, mermaid=True)}"| {ids[b]}' for a, b, c in edges if a in ids]
     typer.echo("\n".join(lines))
+
+
+def _quoted(text: str, *, mermaid: bool = False) -> str:
+    """Text safe inside a double-quoted dot/Mermaid label (constraints may hold `"`, `|`, `<`)."""
+    if mermaid:
+        return text.replace('"', "#quot;").replace("|", "#124;")
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def print_json(data: Any) -> None:

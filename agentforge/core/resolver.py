@@ -22,7 +22,7 @@ the pins kept from the lock, and a hint saying what to try.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -67,9 +67,14 @@ class Dependency:
     declared_by: str = "<root>"  # key of the declaring package, or "<root>"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Candidate:
-    """One concrete commit of a component that could be chosen for its key."""
+    """One concrete commit of a component that could be chosen for its key.
+
+    Compared and hashed by identity (the resolver's caches key on it), and not frozen: an index
+    builds tens of thousands of these per resolution, and a frozen dataclass's ``__init__``
+    costs several times more. Treat instances as read-only.
+    """
 
     key: str
     name: str
@@ -81,6 +86,19 @@ class Candidate:
     is_release: bool = True
     held_back: str | None = None  # e.g. "tag v1.2.0 moved from abc… to def…": never chosen, named in errors
     dependencies: tuple[Dependency, ...] = ()
+    # An index with thousands of candidates per resolution reads a candidate's dependencies only
+    # when the resolver asks for them (most candidates are never pinned): see :meth:`deps`.
+    dependency_loader: Callable[[], tuple[Dependency, ...]] | None = field(
+        default=None, compare=False, repr=False, hash=False
+    )
+
+    def deps(self) -> tuple[Dependency, ...]:
+        """The dependencies, loaded once on first use when the index gave a loader."""
+        loader = self.dependency_loader
+        if loader is not None:
+            self.dependencies = tuple(loader())
+            self.dependency_loader = None
+        return self.dependencies
 
 
 class CandidateIndex(Protocol):
@@ -321,8 +339,9 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
                 self.unavailable[(id(parent), dep.key)] = SkippedDependency(dep, self.label(parent), message)
                 continue
             declared_by = dep.declared_by if dep.declared_by != "<root>" else self.label(parent)
-            if parent is not None and not is_root:
-                declared_by = f"{parent.key} {parent.version}"
+            if parent is not None:
+                # Name the declaring component as a person finds it: name, version, repository.
+                declared_by = f"{parent.name} {parent.version} ({parent.key})"
             constraint = self.catalog.constraint(dep.constraint, declared_by)
             req = _Requirement(dep.key, constraint, parent, dep, via=dep.kind)
             self.edges_by_key.setdefault(dep.key, []).append(req)
@@ -402,7 +421,7 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
             if candidate is self.root:
                 found = self._build(candidate, self.root_dependencies)
             else:
-                found = self._build(candidate, candidate.dependencies)
+                found = self._build(candidate, candidate.deps())
             self._deps[ident] = found
         return found
 
@@ -559,7 +578,7 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
             cand = mapping[key]
             if cand is self.root:
                 continue
-            for dep in cand.dependencies:
+            for dep in cand.deps():
                 if dep.kind != "peer":
                     continue
                 constraint = self.catalog.constraint(dep.constraint, f"{cand.key} {cand.version}")
@@ -770,7 +789,7 @@ def _assemble(
         cand = mapping[key]
         if cand is root:
             continue
-        for dep in cand.dependencies:
+        for dep in cand.deps():
             if dep.kind == "peer" and dep.key in connected:
                 constraints.setdefault(dep.key, {}).setdefault(key, dep.constraint)
 
@@ -812,7 +831,7 @@ def _assemble(
     for (parent_key, key), reason in provider.dropped.items():
         if parent_key is None or parent_key in connected:
             parent = None if parent_key is None else mapping[parent_key]
-            deps = provider.root_dependencies if parent is None or parent is root else parent.dependencies
+            deps = provider.root_dependencies if parent is None or parent is root else parent.deps()
             for dep in deps:
                 if dep.key == key and dep.optional:
                     skipped.append(SkippedDependency(dep, provider.label(parent), reason))

@@ -8,21 +8,28 @@ not registered, disabled, or a component that does not exist).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from agentforge.config import Settings, get_settings
 from agentforge.core.constraints import sort_key
-from agentforge.core.documents import DependencySpec, parse_component, parse_composition
+from agentforge.core.documents import (
+    ComponentSpec,
+    DependencySpec,
+    format_validation_errors,
+    parse_component,
+    parse_composition,
+)
 from agentforge.core.lockfile import (
     LockedPackage,
     LockFile,
@@ -50,6 +57,8 @@ from models import (
 )
 
 ROOT_LABEL = "<root>"
+# pg_advisory_xact_lock key serialising writes of component_dependencies ("afdeps").
+_PERSIST_LOCK_ID = 0x616664657073
 _KIND_TITLE = {"TOOL": "Tool", "PROMPT": "Prompt", "AGENT": "Agent"}
 
 
@@ -110,6 +119,16 @@ class _Row:
     repository_url: str
 
 
+def _component_rows_query(repository_id: uuid.UUID) -> sa.Select[Any]:
+    """Every column the index reads for one repository's rows (bench/resolve.py times it alone)."""
+    # The type as text: converting 40,000 values to the Python enum costs more than the query.
+    return (sa.select(Component.id, Component.name, sa.cast(Component.type, sa.Text).label("type"),
+                      Component.version, Component.commit_hash,
+                      Component.release_tags, Component.is_release, Component.is_reused_version,
+                      Component.definition, Component.path, Component.tree_hash)
+            .where(Component.repository_id == repository_id))
+
+
 class PostgresCandidateIndex:
     """Candidates from the ``components`` table, loaded per repository on first use."""
 
@@ -131,6 +150,7 @@ class PostgresCandidateIndex:
         self.rows: dict[tuple[str, str], _Row] = {}   # (key, commit) → row
         self._unknown_refs: dict[str, str] = {}       # key → the reference as written
         self._names: dict[str, list[str]] | None = None
+        self._spec_cache: dict[str, list[DependencySpec]] = {}
 
     # Repository references → keys.
     def repo_for_reference(self, spec: DependencySpec, same: _Repo | None) -> tuple[str, _Repo | None]:
@@ -189,11 +209,7 @@ class PostgresCandidateIndex:
         moved = {t: (f, c) for t, f, c in self.session.execute(
             sa.select(RepositoryTag.tag, RepositoryTag.first_commit, RepositoryTag.current_commit)
             .where(RepositoryTag.repository_id == repo.id, RepositoryTag.state == TagState.MOVED))}
-        rows = self.session.execute(
-            sa.select(Component.id, Component.name, Component.type, Component.version, Component.commit_hash,
-                      Component.release_tags, Component.is_release, Component.is_reused_version,
-                      Component.definition, Component.path, Component.tree_hash)
-            .where(Component.repository_id == repo.id)).all()
+        rows = self.session.execute(_component_rows_query(repo.id)).all()
         for row in rows:
             key = f"{repo.key}/{row.name}"
             held = None
@@ -203,27 +219,42 @@ class PostgresCandidateIndex:
                     held = (f"tag {tag} moved from {first[:12]} to {(current or '?')[:12]}; "
                             f"`agentforge repo accept-tag {repo.name} {tag}` releases it again")
             is_tip = row.commit_hash == repo.tip
-            if not (row.is_release or is_tip):
-                # Older tips and superseded rows: reachable only through commit:/tag: constraints.
-                pass
-            deps: list[Dependency] = []
-            try:
-                doc = parse_component(row.definition, source=f"{repo.name}:{row.path}/component.yaml")
-                specs = doc.dependencies()
-            except AgentForgeError as exc:
-                held = held or f"its definition no longer parses: {exc.message}"
-                specs = []
-            for spec in specs:
-                deps.append(self.dependency(spec, declared_by=key, same=repo))
             candidate = Candidate(
-                key=key, name=row.name, kind=_KIND_TITLE[row.type.value], version=row.version,
+                key=key, name=row.name, kind=_KIND_TITLE[row.type], version=row.version,
                 commit=row.commit_hash, tags=frozenset(row.release_tags or ()),
                 branches=frozenset({repo.branch}) if is_tip else frozenset(),
                 is_release=bool(row.is_release) and not row.is_reused_version, held_back=held,
-                dependencies=tuple(deps))
+                dependency_loader=self._loader(repo, key, row.definition, f"{repo.name}:{row.path}/component.yaml"))
             self._candidates.setdefault(key, []).append(candidate)
             self.rows[(key, row.commit_hash)] = _Row(id=row.id, candidate=candidate, definition=row.definition,
                                                      path=row.path, tree=row.tree_hash, repository_url=repo.url)
+
+    def _loader(self, repo: _Repo, key: str, definition: Mapping[str, Any],
+                source: str) -> Callable[[], tuple[Dependency, ...]]:
+        """Dependencies read on demand: most candidates are never pinned, so never parsed.
+
+        Only the dependency-bearing part of ``spec`` is validated (the whole document was validated
+        at sync time), and equal parts are parsed once (consecutive releases mostly share them).
+        """
+        def load() -> tuple[Dependency, ...]:
+            spec = definition.get("spec") if isinstance(definition, Mapping) else None
+            spec = spec if isinstance(spec, Mapping) else {}
+            part = {k: spec[k] for k in ("dependencies", "tools", "prompts", "agents") if k in spec}
+            cache_key = json.dumps(part, sort_keys=True, default=str)
+            specs = self._spec_cache.get(cache_key)
+            if specs is None:
+                try:
+                    specs = ComponentSpec.model_validate(part).dependency_specs()
+                except ValidationError as exc:
+                    sub, message = format_validation_errors(exc)[0]
+                    raise ResolutionError(
+                        f"{source}: spec.{sub}: {message} (the definition no longer parses)",
+                        code="DOCUMENT_INVALID", hint=f"`agentforge sync {repo.name}` re-reads it; fix the file "
+                        "upstream if it stays invalid.") from None
+                self._spec_cache[cache_key] = specs
+            return tuple(self.dependency(spec, declared_by=key, same=repo) for spec in specs)
+
+        return load
 
     def candidates(self, key: str) -> Sequence[Candidate]:
         repo_key, _, _name = key.rpartition("/")
@@ -299,12 +330,15 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
     key = f"{holders[0].key}/{spec.name}"
     root_dep = Dependency(key=key, constraint=spec.constraint, declared_by="<command line>")
     # Resolve just the root's choice first (its own deps may constrain nothing about itself).
-    picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key))
+    # A root pinned to its locked commit (`lock --check`, --frozen) is that commit even when its
+    # release tag has moved since: held-back only steers new choices.
+    exact = spec.constraint.startswith("commit:")
+    picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key, allow_held=exact))
     row = index.rows[(key, picked.packages[key].candidate.commit)]
     root_candidate = row.candidate  # the full candidate, with its dependencies
-    doc = parse_component(row.definition, source=f"{spec.name} {root_candidate.version}")
-    specs = doc.dependencies()
-    deps = [d for d in root_candidate.dependencies if include_dev or d.kind != "dev"]
+    root_doc = parse_component(row.definition, source=f"{spec.name} {root_candidate.version}")
+    specs = root_doc.dependencies()
+    deps = [d for d in root_candidate.deps() if include_dev or d.kind != "dev"]
     return RootContext(spec=spec, lock_root=LockRoot(kind=root_candidate.kind, name=spec.name,  # type: ignore[arg-type]
                                                      version=root_candidate.version),
                        definition=row.definition, dependencies=list(deps), root_candidate=root_candidate,
@@ -314,14 +348,15 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
 class _OnlyKey:
     """An index view that offers one key's candidates with no dependencies (choosing the root)."""
 
-    def __init__(self, index: PostgresCandidateIndex, key: str) -> None:
-        self.index, self.key = index, key
+    def __init__(self, index: PostgresCandidateIndex, key: str, *, allow_held: bool = False) -> None:
+        self.index, self.key, self.allow_held = index, key, allow_held
 
     def candidates(self, key: str) -> Sequence[Candidate]:
         if key != self.key:
             return []
         return [Candidate(key=c.key, name=c.name, kind=c.kind, version=c.version, commit=c.commit, tags=c.tags,
-                          branches=c.branches, is_release=c.is_release, held_back=c.held_back)
+                          branches=c.branches, is_release=c.is_release,
+                          held_back=None if self.allow_held else c.held_back)
                 for c in self.index.candidates(key)]
 
     def describe_missing(self, key: str) -> tuple[str, str | None]:
@@ -341,9 +376,15 @@ class ResolveOutcome(BaseModel):
 def resolve_root(
     root_text: str, *, include_dev: bool = False, pins: Mapping[str, str] | None = None,
     upgrade: Sequence[str] | None = None, previous: LockFile | None = None, force_kind: str | None = None,
-    compute_checksums: bool = True, settings: Settings | None = None,
+    compute_checksums: bool = True, settings: Settings | None = None, previous_text: str | None = None,
+    render: bool = True,
 ) -> ResolveOutcome:
-    """Resolve ``root_text`` over Postgres and build the lock file (checksums from the mirrors)."""
+    """Resolve ``root_text`` over Postgres and build the lock file (checksums from the mirrors).
+
+    ``previous_text`` (the file ``previous`` was read from): when the new lock equals ``previous``
+    that text is reused instead of rendering again (Poetry's "unchanged lock" check; rendering a
+    large lock with the pure-Python YAML emitter costs far more than resolving it).
+    """
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
         index = PostgresCandidateIndex(session)
@@ -358,7 +399,11 @@ def resolve_root(
     lock = LockFile(root=ctx.lock_root, content_hash=content_hash, packages=packages)
     kept = sum(1 for k, p in packages.items() if pins and pins.get(k) == p.commit)
     skipped = [f"{s.dependency.key.rpartition('/')[2]} ({s.reason})" for s in resolution.skipped]
-    return ResolveOutcome(lock=lock, text=render_lock(lock), skipped=skipped, kept_pins=kept,
+    if previous_text is not None and previous is not None and lock == previous:
+        text = previous_text
+    else:
+        text = render_lock(lock) if render else ""  # render=False: the caller renders (bench, deps)
+    return ResolveOutcome(lock=lock, text=text, skipped=skipped, kept_pins=kept,
                           composition_id=str(ctx.composition_id) if ctx.composition_id else None)
 
 
@@ -402,6 +447,7 @@ class ExistingLock:
     lock: LockFile | None
     pins: dict[str, str]
     conflicted: bool
+    text: str | None = None  # the file's text when it parsed cleanly (see resolve_root's previous_text)
 
 
 def read_existing_lock(path: Path) -> ExistingLock:
@@ -414,7 +460,7 @@ def read_existing_lock(path: Path) -> ExistingLock:
         result = read_lock_with_conflicts(data, source=str(path))
         return ExistingLock(None, {k: p.commit for k, p in result.pins.items()}, True)
     lock = parse_lock(data, source=str(path))
-    return ExistingLock(lock, {k: p.commit for k, p in lock.packages.items()}, False)
+    return ExistingLock(lock, {k: p.commit for k, p in lock.packages.items()}, False, text)
 
 
 def write_lock_file(path: Path, text: str) -> bool:
@@ -435,45 +481,75 @@ def write_lock_file(path: Path, text: str) -> bool:
     return True
 
 
-def persist_resolution(lock: LockFile, *, composition_id: str | None, settings: Settings | None = None) -> int:
+def persist_resolution(lock: LockFile, *, composition_id: str | None, previous: LockFile | None = None,
+                       settings: Settings | None = None) -> int:
     """component_dependencies rows for every edge between resolved components, replaced atomically;
-    the composition's ``lock_file`` when the root is a composition. Returns the edge count."""
+    the composition's ``lock_file`` when the root is a composition. Returns the edge count.
+
+    The rows of every component in this lock, in ``previous`` (the lock being replaced) and, for a
+    composition, in its stored lock are deleted and the new edges inserted in one transaction, so
+    a re-resolve that dropped or moved a package leaves no stale row. A component root's own
+    edges (``<root>`` in the lock's constraints) are stored as edges of the root component.
+    """
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
+        # Two resolutions persisting at once would race on the (component, dependency) unique key.
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PERSIST_LOCK_ID)))
+        replaced: list[LockFile] = [lock, *([previous] if previous is not None else [])]
+        if composition_id:
+            stored = session.scalar(sa.select(Composition.lock_file).where(
+                Composition.id == uuid.UUID(composition_id)))
+            if stored:
+                try:
+                    replaced.append(LockFile.model_validate(stored))
+                except ValueError:
+                    pass  # an unreadable stored lock has nothing we could clean up by key
+        wanted = {(p.repository, p.component, p.commit) for lf in replaced for p in lf.packages.values()}
         ids = {
             (url, name, commit): cid for cid, url, name, commit in session.execute(
                 sa.select(Component.id, Component.repository_url, Component.name, Component.commit_hash).where(
                     sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(
-                        [(p.repository, p.component, p.commit) for p in lock.packages.values()])))
-        }
+                        sorted(wanted))))
+        } if wanted else {}
         by_key = {k: ids.get((p.repository, p.component, p.commit)) for k, p in lock.packages.items()}
+        root_key = next((k for k, p in lock.packages.items() if p.dependency_type == "root"), None)
         edges: list[dict[str, Any]] = []
-        for key, pkg in lock.packages.items():
-            for declarer, constraint in pkg.constraints.items():
-                if declarer == ROOT_LABEL or declarer not in by_key or by_key[declarer] is None or by_key[key] is None:
+        for key, pkg in sorted(lock.packages.items()):
+            for declarer, constraint in sorted(pkg.constraints.items()):
+                source = root_key if declarer == ROOT_LABEL else declarer
+                if source is None or source == key or by_key.get(source) is None or by_key[key] is None:
                     continue
-                declaring = lock.packages[declarer]
+                declaring = lock.packages[source]
                 dtype = {"peer": DependencyType.PEER, "dev": DependencyType.DEV}.get(
                     pkg.dependency_type,
                     DependencyType.DIRECT if declaring.dependency_type == "root" else DependencyType.TRANSITIVE)
-                edges.append(dict(component_id=by_key[declarer], dependency_id=by_key[key],
+                edges.append(dict(component_id=by_key[source], dependency_id=by_key[key],
                                   version_constraint=constraint[:100], resolved_version=pkg.version,
                                   resolved_commit=pkg.commit, dependency_type=dtype, is_optional=pkg.optional,
                                   resolution_path=pkg.resolution_path))
-        declarers = [i for i in by_key.values() if i is not None]
+        declarers = sorted(set(ids.values()))
         if declarers:
             session.execute(sa.delete(ComponentDependency).where(ComponentDependency.component_id.in_(declarers)))
         if edges:
             session.execute(sa.insert(ComponentDependency), edges)
         if composition_id:
             session.execute(sa.update(Composition).where(Composition.id == uuid.UUID(composition_id))
-                            .values(lock_file=lock.model_dump(mode="json")))
+                            .values(lock_file=lock.model_dump(mode="json", exclude_none=True)))
         return len(edges)
 
 
 class LockCheck(BaseModel):
+    """``ok`` or the reasons a lock cannot be used as it is.
+
+    ``wrong_root``: the file locks another root (install refuses it rather than overwrite it);
+    ``mismatch``: a commit, tree or checksum differs from the mirrors (a re-lock must then
+    recompute every checksum instead of reusing the file's).
+    """
+
     ok: bool
     reasons: list[str] = []
+    wrong_root: bool = False
+    mismatch: bool = False
 
 
 def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_files: bool = True,
@@ -503,8 +579,9 @@ def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_
         except AgentForgeError as exc:
             return LockCheck(ok=False, reasons=[exc.message])
         if (lock.root.kind, lock.root.name) != (ctx.lock_root.kind, ctx.lock_root.name):
-            return LockCheck(ok=False, reasons=[f"{path} locks {lock.root.kind} {lock.root.name}, "
-                                                f"not {ctx.lock_root.kind} {ctx.lock_root.name}"])
+            return LockCheck(ok=False, wrong_root=True,
+                             reasons=[f"{path} locks {lock.root.kind} {lock.root.name}, "
+                                      f"not {ctx.lock_root.kind} {ctx.lock_root.name}"])
         expected = compute_content_hash(ctx.definition, _hash_inputs_for_check(ctx, root_text, spec))
         if expected != lock.content_hash:
             reasons.append(f"stale: the inputs changed (content_hash {lock.content_hash[:19]}… ≠ {expected[:19]}…)")
@@ -512,7 +589,7 @@ def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_
         try:
             materialise(lock.packages, {}, settings=settings)
         except AgentForgeError as exc:
-            reasons.append(exc.message)
+            return LockCheck(ok=False, reasons=[exc.message], mismatch=True)
     return LockCheck(ok=not reasons, reasons=reasons)
 
 

@@ -1,0 +1,150 @@
+"""Lock files from real resolutions: determinism, minimal churn, --check, merge conflicts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agentforge.core.lockfile import has_conflict_markers, parse_lock
+from agentforge.errors import LockError
+from agentforge.services import lock as lock_svc
+from tests.lock.conftest import Library
+
+
+def _lock(root: str, path: Path, **kw: object) -> lock_svc.ResolveOutcome:
+    """What the `lock` flow does, minus Prefect: read pins, resolve, write, persist."""
+    existing = lock_svc.read_existing_lock(path)
+    out = lock_svc.resolve_root(root, pins=existing.pins, previous=existing.lock, **kw)  # type: ignore[arg-type]
+    lock_svc.write_lock_file(path, out.text)
+    lock_svc.persist_resolution(out.lock, composition_id=out.composition_id, previous=existing.lock)
+    return out
+
+
+def _version(path: Path, name: str) -> str:
+    lock = parse_lock(path.read_bytes(), source=str(path))
+    return next(p.version for p in lock.packages.values() if p.component == name)
+
+
+@pytest.fixture()
+def chain(lib: Library) -> Library:
+    lib.repo("tools", {"app": ("1.0.0", {"b": "^1", "c": "^1"}), "b": "1.0.0", "c": "1.0.0"})
+    lib.sync()
+    return lib
+
+
+def test_byte_identical_for_identical_inputs(chain: Library, tmp_path: Path) -> None:
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    _lock("app", one)
+    _lock("app", two)
+    data = one.read_bytes()
+    assert data == two.read_bytes()
+    assert data.endswith(b"\n") and b"\r" not in data
+    assert data.startswith(b"content_hash: sha256:") and b"lockfile_version: 1\n" in data
+    # An unchanged resolution never rewrites the file.
+    before = one.stat().st_mtime_ns
+    assert lock_svc.write_lock_file(one, lock_svc.resolve_root("app", previous=parse_lock(data, source="x")).text) \
+        is False
+    assert one.stat().st_mtime_ns == before
+    # Checksums follow FORMATS §5 (sha256 over "<hex>  <relpath>\n" lines), not placeholders.
+    lock = parse_lock(data, source="one")
+    assert all(p.checksum != "sha256:" + "0" * 64 for p in lock.packages.values())
+
+
+def test_minimal_churn_then_upgrade(chain: Library, tmp_path: Path) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    chain.release("tools", {"b": "1.1.0", "c": "1.1.0"}, "v1.1.0")
+    chain.sync()
+    before = path.read_bytes()
+    out = _lock("app", path)
+    assert path.read_bytes() == before and out.kept_pins == 3  # newer releases exist, pins kept
+    _lock("app", path, upgrade=["c"])  # -P c
+    assert (_version(path, "b"), _version(path, "c")) == ("1.0.0", "1.1.0")
+    _lock("app", path, upgrade=[])  # --upgrade
+    assert (_version(path, "b"), _version(path, "c")) == ("1.1.0", "1.1.0")
+    rows = chain.q("SELECT d.name, cd.resolved_version FROM component_dependencies cd "
+                   "JOIN components d ON d.id = cd.dependency_id ORDER BY 1")
+    assert [tuple(r) for r in rows] == [("b", "1.1.0"), ("c", "1.1.0")]  # no stale 1.0.0 rows
+
+
+def test_check_reports_checksum_mismatch(chain: Library, tmp_path: Path) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    assert lock_svc.check_lock("app", path).ok
+    text = path.read_text()
+    lock = parse_lock(text, source="x")
+    victim = next(p for p in lock.packages.values() if p.component == "c")
+    path.write_text(text.replace(victim.checksum, "sha256:" + "a" * 64))
+    result = lock_svc.check_lock("app", path)
+    assert not result.ok and result.mismatch
+    assert "c 1.0.0: checksum" in result.reasons[0] and "differs from the lock" in result.reasons[0]
+    with pytest.raises(LockError) as info:
+        lock_svc.verify_lock_for_install("app", path, include_dev=False)
+    assert info.value.code == "LOCK_STALE"
+
+
+def test_check_reports_tree_mismatch_and_stale(chain: Library, tmp_path: Path) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    text = path.read_text()
+    lock = parse_lock(text, source="x")
+    victim = next(p for p in lock.packages.values() if p.component == "b")
+    path.write_text(text.replace(f"tree: {victim.tree}", "tree: " + "a1" * 20))
+    result = lock_svc.check_lock("app", path)
+    assert not result.ok and "has tree" in result.reasons[0]
+    # Stale: the inputs differ (here: --dev was not part of the locked inputs).
+    _lock("app", path)
+    result = lock_svc.check_lock("app", path, include_dev=True)
+    assert not result.ok and result.reasons[0].startswith("stale: the inputs changed")
+
+
+def test_conflict_markers_re_resolved_keeping_agreed_pins(chain: Library, tmp_path: Path) -> None:
+    base, ours, theirs = tmp_path / "base.yaml", tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
+    _lock("app", base)
+    chain.release("tools", {"b": "1.1.0", "c": "1.1.0"}, "v1.1.0")
+    chain.sync()
+    ours.write_bytes(base.read_bytes())
+    _lock("app", ours, upgrade=["c"])  # c 1.1.0, b kept at 1.0.0
+    chain.release("tools", {"c": "1.2.0"}, "v1.2.0")
+    chain.sync()
+    theirs.write_bytes(base.read_bytes())
+    _lock("app", theirs, upgrade=["c"])  # c 1.2.0, b kept at 1.0.0
+    merged = subprocess.run(["git", "merge-file", "-p", str(ours), str(base), str(theirs)],
+                            capture_output=True, check=False).stdout
+    path = tmp_path / "forge-lock.yaml"
+    path.write_bytes(merged)
+    assert has_conflict_markers(merged.decode())
+    existing = lock_svc.read_existing_lock(path)
+    assert existing.conflicted
+    assert {k.rpartition("/")[2] for k in existing.pins} == {"app", "b"}  # both sides agree on these
+    _lock("app", path)
+    assert not has_conflict_markers(path.read_text())
+    # b stays at the agreed 1.0.0 (1.1.0 exists); c, disputed, goes to the best version.
+    assert (_version(path, "b"), _version(path, "c")) == ("1.0.0", "1.2.0")
+    assert lock_svc.check_lock("app", path).ok
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"\x00\x01 not yaml: [", "forge-lock.yaml"),
+    (b"lockfile_version: 7\nroot: {kind: Tool, name: a, version: 1.0.0}\n", "unsupported lock file version 7"),
+    (b"- just\n- a list\n", "expected a mapping"),
+])
+def test_garbage_lock_is_lock_invalid(chain: Library, tmp_path: Path, content: bytes, needle: str) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    path.write_bytes(content)
+    with pytest.raises(LockError) as info:
+        lock_svc.read_existing_lock(path)
+    assert info.value.code == "LOCK_INVALID" and str(path) in info.value.message and needle in info.value.message
+
+
+def test_bad_commit_hex_is_lock_invalid(chain: Library, tmp_path: Path) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    lock = parse_lock(path.read_bytes(), source="x")
+    commit = next(iter(lock.packages.values())).commit
+    path.write_text(path.read_text().replace(f"commit: {commit}", "commit: XYZ123", 1))
+    with pytest.raises(LockError) as info:
+        lock_svc.check_lock("app", path)
+    assert info.value.code == "LOCK_INVALID" and "commit" in info.value.message and str(path) in info.value.message
