@@ -13,7 +13,9 @@ def test_init_migrates_and_records_identity(engine, clean_db, tmp_path) -> None:
     res = cli("--json", "init", env={"AGENTFORGE_HOME": str(tmp_path / "h"), "AGENTFORGE_USER": "tester",
                                      "GIT_CONFIG_GLOBAL": str(tmp_path / "gitconfig")})
     assert res.code == 0, res.err
-    assert res.json()["revision"] == "0001"
+    from models import SCHEMA_HEAD
+
+    assert res.json()["revision"] == SCHEMA_HEAD
     assert (tmp_path / "h" / "mirrors").is_dir()
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM user_settings WHERE user_id='tester'")).scalar() == 1
