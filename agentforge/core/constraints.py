@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import semver
 
@@ -92,13 +92,23 @@ def _where(where: str | None) -> str:
     return f" (in {where})" if where else ""
 
 
-def sort_key(version_text: str) -> tuple[int, semver.Version | str]:
+@functools.lru_cache(maxsize=65536)
+def sort_key(version_text: str) -> tuple[int, tuple[Any, ...] | str]:
     """Total order over version strings: valid versions by SemVer precedence (build ignored),
-    above every unparseable string (ordered by text) so sorting mixed data never raises."""
+    above every unparseable string (ordered by text) so sorting mixed data never raises.
+
+    The key is a plain tuple (compared in C, not through ``semver.Version.__lt__``): numbers,
+    then 1 for a release or 0 plus the pre-release identifiers (numeric ones below alphanumeric
+    ones, shorter below longer: SemVer §11). Cached: an index repeats a few version strings
+    across thousands of candidates."""
     try:
-        return (1, semver.Version.parse(version_text).replace(build=None))
+        v = semver.Version.parse(version_text)
     except (ValueError, TypeError):
         return (0, str(version_text))
+    if v.prerelease is None:
+        return (1, (v.major, v.minor, v.patch, 1))
+    idents = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in str(v.prerelease).split("."))
+    return (1, (v.major, v.minor, v.patch, 0, idents))
 
 
 class TagVersion(NamedTuple):

@@ -21,6 +21,7 @@ the pins kept from the lock, and a hint saying what to try.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ class _Catalog:
         releases = [c for c in usable if c.is_release and (v := self.version(c)) and v.prerelease is None]
         self._latest[key] = releases[0] if releases else None
 
-    def _order_key(self, c: Candidate) -> tuple[bool, tuple[int, semver.Version | str], str]:
+    def _order_key(self, c: Candidate) -> tuple[bool, tuple[int, Any], str]:
         # Highest version first; a release beats a branch tip of the same version; commit breaks ties.
         return (c.is_release, sort_key(c.version), c.commit)
 
@@ -220,13 +221,7 @@ class _Catalog:
         return self._latest[key]
 
     def version(self, c: Candidate) -> semver.Version | None:
-        ident = id(c)
-        if ident not in self._versions:
-            try:
-                self._versions[ident] = semver.Version.parse(c.version)
-            except (ValueError, TypeError):
-                self._versions[ident] = None
-        return self._versions[ident]
+        return _parse_version_cached(c.version)
 
     def constraint(self, text: str, declared_by: str) -> Constraint:
         cache_key = (text, declared_by)
@@ -405,6 +400,19 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
                         out.insert(0, out.pop(i))
                     break
         return out
+
+    def first_match(self, identifier: str, reqs: Sequence[_Requirement]) -> Candidate | None:
+        """What ``find_matches`` would put first, without testing every other candidate."""
+        usable = self.catalog.usable(identifier)
+        pin = self.pin_for(identifier)
+        if pin is not None:
+            for c in usable:
+                if c.commit.lower() == pin and all(self.satisfies(r, c) for r in reqs):
+                    return c
+        for c in usable:
+            if all(self.satisfies(r, c) for r in reqs):
+                return c
+        return None
 
     def is_satisfied_by(self, requirement: _Requirement, candidate: Candidate) -> bool:
         if requirement.last_ok is candidate:
@@ -618,6 +626,14 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def _parse_version_cached(text: str) -> semver.Version | None:
+    try:
+        return semver.Version.parse(text)
+    except (ValueError, TypeError):
+        return None
+
+
 def _by_version(candidates: Iterable[Candidate]) -> list[Candidate]:
     """Lowest version first, for people reading a list of what exists."""
     return sorted(candidates, key=lambda c: (sort_key(c.version), c.is_release, c.commit))
@@ -704,9 +720,14 @@ def resolve(
             root_label=root_label,
         )
         try:
-            state: State[_Requirement, Candidate, str] = _ResolvelibResolution(
-                provider, BaseReporter[_Requirement, Candidate, str]()
-            ).resolve(provider.root_requirements, max_rounds=_MAX_ROUNDS)
+            greedy = _greedy(provider)
+            if greedy is not None:
+                mapping = greedy
+            else:
+                state: State[_Requirement, Candidate, str] = _ResolvelibResolution(
+                    provider, BaseReporter[_Requirement, Candidate, str]()
+                ).resolve(provider.root_requirements, max_rounds=_MAX_ROUNDS)
+                mapping = dict(state.mapping)
         except ResolutionImpossible as exc:
             causes: Sequence[RequirementInformation[_Requirement, Candidate]] = list(exc.causes)
             edge = provider.optional_edge_in(causes)
@@ -721,7 +742,6 @@ def resolve(
                 details={"rounds": exc.round_count},
             ) from None
 
-        mapping = dict(state.mapping)
         edges = provider.edges(mapping)
         reached = _bfs(edges)
         connected = set(reached)
@@ -750,6 +770,40 @@ def resolve(
         )
 
     return _assemble(provider, mapping, edges, reached, connected, root, root_label)
+
+
+def _greedy(provider: _Provider) -> dict[str, Candidate] | None:
+    """One breadth-first pass without backtracking: each key gets its best match (the pinned commit
+    or the highest version) for the requirements known when it is reached.
+
+    Most graphs resolve this way in linear time. The moment a later requirement rejects an
+    earlier choice, or a key has no match, it gives up (None) and resolvelib — the backtracking
+    solver — resolves the graph from scratch, so the answer is always one resolvelib accepts:
+    every requirement of every chosen candidate holds. resolvelib's own loop re-checks every
+    pinned key each round, which is quadratic on thousands of packages.
+    """
+    requirements: dict[str, list[_Requirement]] = {}
+    mapping: dict[str, Candidate] = {}
+    queue: deque[str] = deque()
+    for req in provider.root_requirements:
+        requirements.setdefault(req.key, []).append(req)
+        queue.append(req.key)
+    while queue:
+        key = queue.popleft()
+        chosen = mapping.get(key)
+        reqs = requirements[key]
+        if chosen is not None:
+            if all(provider.is_satisfied_by(r, chosen) for r in reqs):
+                continue
+            return None
+        chosen = provider.first_match(key, reqs)
+        if chosen is None:
+            return None
+        mapping[key] = chosen
+        for dep in provider.get_dependencies(chosen):
+            requirements.setdefault(dep.key, []).append(dep)
+            queue.append(dep.key)
+    return mapping
 
 
 def _assemble(

@@ -113,7 +113,6 @@ class _Repo:
 class _Row:
     id: uuid.UUID
     candidate: Candidate
-    definition: dict[str, Any]
     path: str
     tree: str | None
     repository_url: str
@@ -122,10 +121,16 @@ class _Row:
 def _component_rows_query(repository_id: uuid.UUID) -> sa.Select[Any]:
     """Every column the index reads for one repository's rows (bench/resolve.py times it alone)."""
     # The type as text: converting 40,000 values to the Python enum costs more than the query.
+    # Only the dependency-bearing part of each definition, as text: decoding 40,000 whole JSONB
+    # documents dominates the load, and most candidates are never asked for their dependencies.
+    spec = Component.definition["spec"]
+    deps_part = sa.func.jsonb_strip_nulls(sa.func.jsonb_build_object(
+        "dependencies", spec["dependencies"], "tools", spec["tools"], "prompts", spec["prompts"],
+        "agents", spec["agents"]))
     return (sa.select(Component.id, Component.name, sa.cast(Component.type, sa.Text).label("type"),
                       Component.version, Component.commit_hash,
                       Component.release_tags, Component.is_release, Component.is_reused_version,
-                      Component.definition, Component.path, Component.tree_hash)
+                      sa.cast(deps_part, sa.Text).label("deps_part"), Component.path, Component.tree_hash)
             .where(Component.repository_id == repository_id))
 
 
@@ -224,12 +229,17 @@ class PostgresCandidateIndex:
                 commit=row.commit_hash, tags=frozenset(row.release_tags or ()),
                 branches=frozenset({repo.branch}) if is_tip else frozenset(),
                 is_release=bool(row.is_release) and not row.is_reused_version, held_back=held,
-                dependency_loader=self._loader(repo, key, row.definition, f"{repo.name}:{row.path}/component.yaml"))
+                dependency_loader=self._loader(repo, key, row.deps_part, f"{repo.name}:{row.path}/component.yaml"))
             self._candidates.setdefault(key, []).append(candidate)
-            self.rows[(key, row.commit_hash)] = _Row(id=row.id, candidate=candidate, definition=row.definition,
-                                                     path=row.path, tree=row.tree_hash, repository_url=repo.url)
+            self.rows[(key, row.commit_hash)] = _Row(id=row.id, candidate=candidate, path=row.path,
+                                                     tree=row.tree_hash, repository_url=repo.url)
 
-    def _loader(self, repo: _Repo, key: str, definition: Mapping[str, Any],
+    def definition_of(self, row: _Row) -> dict[str, Any]:
+        """The whole definition of one row (the index itself keeps only the dependency part)."""
+        found = self.session.scalar(sa.select(Component.definition).where(Component.id == row.id))
+        return dict(found or {})
+
+    def _loader(self, repo: _Repo, key: str, deps_part: str | None,
                 source: str) -> Callable[[], tuple[Dependency, ...]]:
         """Dependencies read on demand: most candidates are never pinned, so never parsed.
 
@@ -237,12 +247,10 @@ class PostgresCandidateIndex:
         at sync time), and equal parts are parsed once (consecutive releases mostly share them).
         """
         def load() -> tuple[Dependency, ...]:
-            spec = definition.get("spec") if isinstance(definition, Mapping) else None
-            spec = spec if isinstance(spec, Mapping) else {}
-            part = {k: spec[k] for k in ("dependencies", "tools", "prompts", "agents") if k in spec}
-            cache_key = json.dumps(part, sort_keys=True, default=str)
+            cache_key = deps_part or "{}"
             specs = self._spec_cache.get(cache_key)
             if specs is None:
+                part = json.loads(cache_key)
                 try:
                     specs = ComponentSpec.model_validate(part).dependency_specs()
                 except ValidationError as exc:
@@ -336,12 +344,13 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
     picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key, allow_held=exact))
     row = index.rows[(key, picked.packages[key].candidate.commit)]
     root_candidate = row.candidate  # the full candidate, with its dependencies
-    root_doc = parse_component(row.definition, source=f"{spec.name} {root_candidate.version}")
+    root_definition = index.definition_of(row)
+    root_doc = parse_component(root_definition, source=f"{spec.name} {root_candidate.version}")
     specs = root_doc.dependencies()
     deps = [d for d in root_candidate.deps() if include_dev or d.kind != "dev"]
     return RootContext(spec=spec, lock_root=LockRoot(kind=root_candidate.kind, name=spec.name,  # type: ignore[arg-type]
                                                      version=root_candidate.version),
-                       definition=row.definition, dependencies=list(deps), root_candidate=root_candidate,
+                       definition=root_definition, dependencies=list(deps), root_candidate=root_candidate,
                        hash_inputs=[*specs, f"root:{spec.label}", *(["--dev"] if include_dev else [])])
 
 
@@ -377,13 +386,17 @@ def resolve_root(
     root_text: str, *, include_dev: bool = False, pins: Mapping[str, str] | None = None,
     upgrade: Sequence[str] | None = None, previous: LockFile | None = None, force_kind: str | None = None,
     compute_checksums: bool = True, settings: Settings | None = None, previous_text: str | None = None,
-    render: bool = True,
+    render: bool = True, verify_signatures: bool | None = None,
 ) -> ResolveOutcome:
     """Resolve ``root_text`` over Postgres and build the lock file (checksums from the mirrors).
 
     ``previous_text`` (the file ``previous`` was read from): when the new lock equals ``previous``
     that text is reused instead of rendering again (Poetry's "unchanged lock" check; rendering a
     large lock with the pure-Python YAML emitter costs far more than resolving it).
+
+    ``verify_signatures`` (default: when checksums are computed, i.e. for a real lock, not a
+    display such as `deps tree`): apply the signed-release policy
+    (:func:`agentforge.services.trust.enforce_signatures`) and record ``verified``/``signing_key``.
     """
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
@@ -394,6 +407,10 @@ def resolve_root(
                              include_dev=include_dev, pins=pins, upgrade=upgrade, root_label=ROOT_LABEL)
         packages = _lock_packages(resolution, index)
         content_hash = compute_content_hash(ctx.definition, ctx.hash_inputs)
+    if compute_checksums if verify_signatures is None else verify_signatures:
+        from agentforge.services.trust import enforce_signatures
+
+        packages = enforce_signatures(packages, settings=settings)  # refuses before any fetch
     if compute_checksums:
         _fill_checksums(packages, previous, settings)
     lock = LockFile(root=ctx.lock_root, content_hash=content_hash, packages=packages)
