@@ -10,7 +10,7 @@ def register(app: typer.Typer) -> None:
     import importlib
 
     for module_name in ("repo_cmds", "catalog_cmds", "lock_cmds", "compose_cmds", "dev_cmds", "demo_cmds", "serve_cmds",
-                        "publish_cmds"):
+                        "publish_cmds", "config_cmds", "trust_cmds"):
         try:
             module = importlib.import_module(f"agentforge.cli.{module_name}")
         except ModuleNotFoundError as exc:

@@ -128,6 +128,9 @@ def compose_lock(name: str = typer.Argument(...),
     """
     prepare_prefect()
     engine()
+    from agentforge.cli.config_cmds import auto_sync_before
+
+    auto_sync_before("compose lock")
     from flows.lock import resolve_and_lock
 
     written = run_flow(resolve_and_lock, root=name, output=str(output), force_kind="composition",
@@ -175,6 +178,10 @@ def compose_deploy(
     force: bool = typer.Option(False, "--force", help="Deploy even a lock that a rollback put on hold"),
 ) -> None:
     """Deploy NAME's frozen lock to ENV; prints each instance's URL. A failed readiness rolls back (exit 1)."""
+    from agentforge.cli.config_cmds import auto_sync_before
+
+    prepare_prefect()
+    auto_sync_before("deploy")
     _run_deploy("deploy_composition", name=name, environment=env, instance=instance, sets=list(sets), force=force)
 
 

@@ -51,6 +51,9 @@ def lock(
         return
     _prepare_flows()
     engine()
+    from agentforge.cli.config_cmds import auto_sync_before
+
+    auto_sync_before("lock")
     from flows.lock import resolve_and_lock
 
     ups: list[str] | None = [] if upgrade else (list(upgrade_package) or None)
@@ -72,6 +75,9 @@ def install(
     """Install ROOT's locked components (files at exact commits, checksums verified)."""
     _prepare_flows()
     engine()
+    from agentforge.cli.config_cmds import auto_sync_before
+
+    auto_sync_before("install")
     from flows.lock import install as install_flow
 
     result = run_flow(install_flow, root=root, lock_path=str(lock_file), frozen=frozen, include_dev=dev,

@@ -1,4 +1,12 @@
-"""Console output shared by every command: tables or JSON, errors in the house format."""
+"""Console output shared by every command: tables, JSON or YAML, errors in the house format.
+
+The format is ``--json`` when given, else the ``output_format`` setting (environment >
+database > config file > default ``table``; see :mod:`agentforge.services.settings`). The
+database is consulted at most once per process, and only when the command has already opened
+it (so a command that needs no database never opens one for its output); the answer is kept.
+``json`` and ``yaml`` both make ``STATE.json`` true, which is what commands test to choose
+machine output; :func:`emit` then writes YAML instead of JSON for ``yaml``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,6 @@ import json
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -16,11 +23,112 @@ from rich.table import Table
 
 from agentforge.errors import AgentForgeError, redact
 
+_FORMATS = ("table", "json", "yaml")
 
-@dataclass
+
 class OutputState:
-    json: bool = False
-    verbose: bool = False
+    """Global output flags; ``json``/``verbose`` fall back to the settings when no flag was given.
+
+    ``STATE.json = True`` sets the --json flag, except when it only writes back what was just
+    read (``STATE.json = STATE.json or flag`` in a callback): that is a no-op, so an
+    ``output_format = yaml`` setting is not turned into JSON by it.
+    """
+
+    def __init__(self) -> None:
+        self._json_flag = False
+        self._verbose_flag = False
+        self._format: str | None = None      # resolved output_format, once final
+        self._verbose: bool | None = None
+        self._last_json: bool | None = None  # what the getter last answered
+        self._last_verbose: bool | None = None
+
+    @property
+    def json(self) -> bool:
+        self._last_json = self.format != "table"
+        return self._last_json
+
+    @json.setter
+    def json(self, value: bool) -> None:
+        if bool(value) == self._last_json and not self._json_flag:
+            return
+        self._json_flag = bool(value)
+
+    @property
+    def verbose(self) -> bool:
+        if self._verbose_flag:
+            self._last_verbose = True
+            return True
+        if self._verbose is None:
+            value, final = _setting("verbose_logging")
+            if not final:
+                self._last_verbose = bool(value)
+                return self._last_verbose
+            self._verbose = bool(value)
+        self._last_verbose = self._verbose
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, value: bool) -> None:
+        if bool(value) == self._last_verbose and not self._verbose_flag:
+            return
+        self._verbose_flag = bool(value)
+
+    @property
+    def format(self) -> str:
+        """table | json | yaml."""
+        if self._json_flag:
+            return "json"
+        if self._format is None:
+            value, final = _setting("output_format")
+            text = str(value).lower() if str(value).lower() in _FORMATS else "table"
+            if not final:
+                return text
+            self._format = text
+        return self._format
+
+    def reset(self) -> None:
+        """Forget flags and resolved settings (tests that run several commands in one process)."""
+        self.__init__()  # type: ignore[misc]
+
+
+def _light_setting(key: str) -> tuple[object, bool]:
+    """Environment, then the config file: no database, no heavy imports (before the DB is open)."""
+    import os
+
+    env = os.environ.get(f"AGENTFORGE_{key.upper()}")
+    if env is not None:
+        return (env.strip().lower() in ("1", "true", "yes", "on") if key == "verbose_logging" else env), True
+    from agentforge.config import default_config_file
+
+    path = default_config_file()
+    if path.is_file():
+        import tomllib
+
+        try:
+            value = tomllib.loads(path.read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError):
+            value = None
+        if value is not None:
+            return value, False
+    return (False if key == "verbose_logging" else "table"), False
+
+
+def _setting(key: str) -> tuple[object, bool]:
+    """(value, final): ``final`` once the database was consulted, or the environment decided."""
+    try:
+        from agentforge.cli import common
+
+        value, final = _light_setting(key)
+        if final or common.engine.cache_info().currsize == 0:
+            return value, final
+        from sqlalchemy.orm import Session
+
+        from agentforge.services.settings import resolve
+
+        with Session(common.engine()) as session:
+            return resolve(key, session=session).value, True
+    except Exception:  # output must never fail because a setting cannot be read
+        return (False if key == "verbose_logging" else "table"), True
 
 
 STATE = OutputState()
@@ -46,9 +154,21 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_yaml(data: Any) -> None:
+    import yaml
+
+    plain = json.loads(json.dumps(data, default=_default))  # the same values JSON would show
+    sys.stdout.write(yaml.safe_dump(plain, sort_keys=True, allow_unicode=True, default_flow_style=False))
+    sys.stdout.flush()
+
+
 def emit(data: Any, human: Any = None) -> None:
-    """Print ``data`` as JSON under --json, else the rich renderable/str ``human`` (or data)."""
-    if STATE.json:
+    """Print ``data`` as JSON (--json / output_format json) or YAML, else the rich renderable/str
+    ``human`` (or data)."""
+    fmt = STATE.format
+    if fmt == "yaml":
+        print_yaml(data)
+    elif fmt == "json":
         print_json(data)
     else:
         console.print(human if human is not None else data)

@@ -1,11 +1,7 @@
-"""Publishing: `push`, `pr ls`, `fork sync`, `fork link`, and `config set|unset github.token`.
+"""Publishing: `push`, `pr ls`, `fork sync`, `fork link`.
 
-Only `push` runs a Prefect flow (imported inside the command); `pr ls`, `fork sync` and the
-config commands call the service directly.
-
-`config` is a small Typer group that knows one key, ``github.token``, for now: the general
-`config` command (another module, later) is meant to take this group over and add its keys
-to :data:`CONFIG_KEYS`.
+Only `push` runs a Prefect flow (imported inside the command); `pr ls` and `fork sync` call
+the service directly. `config set|unset github.token` is in :mod:`agentforge.cli.config_cmds`.
 """
 
 from __future__ import annotations
@@ -21,10 +17,7 @@ from agentforge.errors import ConfigError
 
 pr_app = typer.Typer(help="Pull requests opened by `agentforge push --pr`.", no_args_is_help=True)
 fork_app = typer.Typer(help="Forks used to publish changes.", no_args_is_help=True)
-config_app = typer.Typer(help="Settings stored by AgentForge (for now: github.token).", no_args_is_help=True)
-
-#: Keys `config set/unset` accept here.
-CONFIG_KEYS = ("github.token",)
+# The `config` group (github.token included) lives in agentforge.cli.config_cmds now.
 
 
 def push(
@@ -116,40 +109,7 @@ def fork_link(
          f"{repository} → {out}" if out else f"{repository}: GitHub mapping removed")
 
 
-def _check_key(key: str) -> None:
-    if key not in CONFIG_KEYS:
-        raise ConfigError(f"unknown setting {key!r}", code="CONFIG_KEY_UNKNOWN",
-                          hint="Known here: " + ", ".join(CONFIG_KEYS) + ".")
-
-
-@config_app.command("set")
-def config_set(
-    key: str = typer.Argument(..., help="github.token"),
-    stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input (one line)"),
-) -> None:
-    """Store a setting; github.token is read without echo (or from --stdin), never from the command line."""
-    from agentforge.services.publish import set_github_token
-
-    _check_key(key)
-    value = sys.stdin.readline() if stdin else typer.prompt("GitHub token", hide_input=True)
-    engine()
-    set_github_token(value.strip())
-    emit({"key": key, "stored": True}, f"{key} stored (encrypted)")
-
-
-@config_app.command("unset")
-def config_unset(key: str = typer.Argument(..., help="github.token")) -> None:
-    """Remove a stored setting."""
-    from agentforge.services.publish import unset_github_token
-
-    _check_key(key)
-    engine()
-    removed = unset_github_token()
-    emit({"key": key, "removed": removed}, f"{key} removed" if removed else f"{key} was not set")
-
-
 def register(app: typer.Typer) -> None:
     app.command("push")(push)
     app.add_typer(pr_app, name="pr")
     app.add_typer(fork_app, name="fork")
-    app.add_typer(config_app, name="config")

@@ -7,6 +7,7 @@ installed (commit, checksum, per-file hashes) so later commands can see direct e
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import uuid
@@ -18,11 +19,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from agentforge.config import Settings, get_settings
+from agentforge.core.faults import checkpoint
 from agentforge.core.hashing import sha256_hex
 from agentforge.core.lockfile import LockedPackage, LockFile
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import Conflict
 from agentforge.services.materialise import PackageSource, locate_packages, verify_and_export
+from agentforge.services.trust import enforce_signatures
 from models import Component, ComponentSyncStatus
 from models import repositories as repos_q
 
@@ -65,11 +68,51 @@ def _file_hashes(folder: Path) -> dict[str, str]:
 
 
 def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settings | None = None) -> InstallOutcome:
-    """Materialise ``lock`` into ``target`` (default: the install root). Leaves the old install on failure."""
+    """Materialise ``lock`` into ``target`` (default: the install root). Leaves the old install on failure.
+
+    Installs into one root take turns (an exclusive ``flock`` the kernel drops if the process
+    dies), and each first repairs what a killed install left there (:func:`_recover_interrupted`).
+    """
     settings = settings or get_settings()
     root_dir = (target or settings.effective_install_root).expanduser().absolute()
-    root_dir.mkdir(parents=True, exist_ok=True)
+    (root_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    with (root_dir / STATE_DIR / "install.lock").open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        _recover_interrupted(root_dir)
+        return _install_locked(lock, root_dir, settings)
+
+
+def _recover_interrupted(root_dir: Path) -> None:
+    """Undo the swap of an install killed before it finished (we hold the root's install lock).
+
+    A component in a ``.backup-*`` folder is put back unless its ``.forge`` record already
+    describes the files now in place (the new version was swapped in *and* recorded): the
+    records and the database must never describe other files than the folder holds.
+    """
+    for backup in sorted(root_dir.glob(".backup-*")):
+        for saved in sorted(backup.iterdir()):
+            final = root_dir / saved.name
+            try:
+                recorded = json.loads((root_dir / STATE_DIR / f"{saved.name}.json").read_text()).get("files")
+            except (OSError, ValueError):
+                recorded = None
+            if final.is_dir() and not final.is_symlink() and recorded == _file_hashes(final):
+                continue
+            if final.is_symlink() or final.is_file():
+                final.unlink()
+            elif final.exists():
+                shutil.rmtree(final)
+            saved.rename(final)
+        shutil.rmtree(backup, ignore_errors=True)
+    for staging in root_dir.glob(".staging-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install_locked(lock: LockFile, root_dir: Path, settings: Settings) -> InstallOutcome:
     packages = lock.packages
+    # Signed releases: checked again at install (keys may be removed, a repository untrusted, or
+    # a tag re-signed since the lock was written); refused before anything is staged.
+    enforce_signatures(packages, settings=settings)
     sources = locate_packages(packages, settings=settings)
     _refuse_local_changes(packages, sources, root_dir, settings)
     folders = _folder_names(packages)
@@ -100,6 +143,7 @@ def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settin
     try:
         for key in sorted(todo):
             verify_and_export(todo[key], sources[key], staging / folders[key], settings=settings)
+        checkpoint("install.staged")
         backup.mkdir()
         for key in sorted(todo):
             final = root_dir / folders[key]
@@ -108,6 +152,7 @@ def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settin
                 saved = backup / folders[key]
                 final.rename(saved)
             moved.append((final, saved))
+            checkpoint("install.swap")
             (staging / folders[key]).rename(final)
     except BaseException:
         for final, saved in reversed(moved):
@@ -125,7 +170,9 @@ def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settin
             "key": key, "component": pkg.component, "version": pkg.version, "commit": pkg.commit,
             "checksum": pkg.checksum, "installed_at": now.isoformat(), "files": _file_hashes(folder),
         }, indent=2, sort_keys=True) + "\n")
+    checkpoint("install.recorded")
     _record_installed(packages, sources, root_dir, folders, settings)
+    checkpoint("install.done")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(backup, ignore_errors=True)
     return InstallOutcome(

@@ -1,0 +1,129 @@
+"""Settings: keys, validation, precedence (flag > env > database > config file > default), the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.orm import Session
+
+from agentforge.errors import ConfigError
+from agentforge.services import settings as svc
+from models import Repository, RepoType
+from models import settings as settings_q
+from tests.cli.helpers import cli
+
+
+@pytest.fixture()
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("AGENTFORGE_CONFIG_FILE", str(path))
+    monkeypatch.delenv("AGENTFORGE_OUTPUT_FORMAT", raising=False)
+    return path
+
+
+def test_precedence_flag_env_database_file_default(db_session: Session, config_file: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def get(flag: str | None = None) -> tuple[object, str]:
+        r = svc.resolve("output_format", session=db_session, flag=flag, user_id="u1")
+        return r.value, r.source
+
+    assert get() == ("table", "default")
+    config_file.write_text('output_format = "json"\n')
+    assert get() == ("json", "config file")
+    svc.set_value("output_format", "table", session=db_session, user_id="u1")  # = the default, yet explicit
+    assert get() == ("table", "database")
+    monkeypatch.setenv("AGENTFORGE_OUTPUT_FORMAT", "yaml")
+    assert get() == ("yaml", "environment")
+    assert get(flag="json") == ("json", "flag")
+    monkeypatch.delenv("AGENTFORGE_OUTPUT_FORMAT")
+    assert svc.unset_value("output_format", session=db_session, user_id="u1")
+    assert get() == ("json", "config file")
+
+
+def test_validation_names_the_key(db_session: Session) -> None:
+    cases = {"auto_sync": "maybe", "output_format": "xml", "git_email": "not-an-email",
+             "trusted_repositories": "::nope::", "auto_sync_max_age_seconds": "-5"}
+    for key, value in cases.items():
+        with pytest.raises(ConfigError) as info:
+            svc.set_value(key, value, session=db_session, user_id="u1")
+        assert info.value.code == "CONFIG_VALUE_INVALID" and key in info.value.message and info.value.exit_code == 2
+    with pytest.raises(ConfigError) as unknown:
+        svc.set_value("colour", "red", session=db_session, user_id="u1")
+    assert unknown.value.code == "CONFIG_KEY_UNKNOWN"
+
+
+def test_every_user_settings_field_and_system_key(db_session: Session) -> None:
+    values = {"git_username": "Ada", "git_email": "ada@example.invalid", "default_llm_provider": "anthropic",
+              "default_llm_model": "claude-x", "output_format": "yaml", "verbose_logging": "yes",
+              "auto_sync": "off", "allow_unsigned_components": "true",
+              "trusted_repositories": "github.com/a/b, https://git.example.com/c/d.git",
+              "custom.team": '{"name": "core"}', "auto_sync_max_age_seconds": "60"}
+    for key, value in values.items():
+        svc.set_value(key, value, session=db_session, user_id="u1")
+    got = {r.key: (r.value, r.source) for r in svc.resolve_all(session=db_session, user_id="u1")}
+    assert got["verbose_logging"] == (True, "database") and got["auto_sync"] == (False, "database")
+    assert got["trusted_repositories"][0] == ["https://git.example.com/c/d", "https://github.com/a/b"]
+    assert got["custom.team"] == ({"name": "core"}, "database")
+    assert got["auto_sync_max_age_seconds"] == (60, "database")
+    row = settings_q.get_user_settings(session=db_session, user_id="u1")
+    assert row is not None and row.default_llm_model == "claude-x" and row.output_format == "yaml"
+    desc = db_session.scalar(sa.text("SELECT description FROM system_config WHERE key = 'auto_sync_max_age_seconds'"))
+    assert desc and "auto_sync" in desc
+    assert "github.token" in got and got["github.token"][1] == "default"  # listed, never shown
+
+
+def test_repo_add_is_trusted_by_trigger(db_session: Session) -> None:
+    db_session.add(Repository(name="r1", url="https://example.invalid/o/r1", type=RepoType.MIXED))
+    db_session.flush()
+    assert "https://example.invalid/o/r1" in settings_q.trusted_urls(session=db_session, user_id="nobody-yet")
+    settings_q.ensure_user_settings(session=db_session, user_id="u2")  # seeded with r1
+    settings_q.set_trusted(session=db_session, user_id="u2", url="https://example.invalid/o/r1", trusted=False)
+    db_session.add(Repository(name="r2", url="https://example.invalid/o/r2", type=RepoType.MIXED))
+    db_session.flush()
+    assert settings_q.trusted_urls(session=db_session, user_id="u2") == {"https://example.invalid/o/r2"}
+
+
+def test_stale_repositories_and_llm_defaults(db_session: Session, config_file: Path) -> None:
+    now = datetime.now(UTC)
+    for name, last in (("fresh", now), ("old", now - timedelta(hours=2)), ("never", None)):
+        db_session.add(Repository(name=name, url=f"https://example.invalid/o/{name}", type=RepoType.MIXED,
+                                  last_sync=last))
+    db_session.add(Repository(name="off", url="https://example.invalid/o/off", type=RepoType.MIXED, is_active=False))
+    db_session.flush()
+    assert svc.stale_repositories(session=db_session, user_id="u3") == ["never", "old"]
+    svc.set_value("auto_sync", "false", session=db_session, user_id="u3")
+    assert svc.stale_repositories(session=db_session, user_id="u3") == []
+
+    svc.set_value("default_llm_provider", "openai", session=db_session, user_id="u3")
+    defaults = svc.llm_defaults(session=db_session, user_id="u3")
+    assert defaults == {"provider": "openai"}
+    assert svc.apply_llm_defaults("Agent", {"llm": {"model": "m"}}, defaults) == {"llm": {"model": "m",
+                                                                                          "provider": "openai"}}
+    assert svc.apply_llm_defaults("Agent", {"llm": {"provider": "own"}}, defaults)["llm"]["provider"] == "own"
+    assert svc.apply_llm_defaults("Tool", {}, defaults) == {}
+
+
+def test_cli_config_and_output_format(clean_db: sa.Engine, tmp_path: Path) -> None:
+    env = {"AGENTFORGE_USER": "cli-user", "AGENTFORGE_CONFIG_FILE": str(tmp_path / "none.toml")}
+    res = cli("config", "set", "auto_sync", "maybe", env=env)
+    assert res.code == 2 and "CONFIG_VALUE_INVALID" in res.err and "auto_sync" in res.err
+    res = cli("config", "set", "output_format", "yaml", env=env)
+    assert res.code == 0, res.err
+    res = cli("config", "get", "output_format", env=env)
+    assert res.code == 0 and yaml.safe_load(res.out) == {"key": "output_format", "value": "yaml",
+                                                         "source": "database"}
+    res = cli("repo", "ls", env=env)  # a listing command honours it
+    assert res.code == 0 and yaml.safe_load(res.out) == []
+    res = cli("--json", "config", "ls", env=env)  # the flag wins
+    assert res.code == 0 and {"key": "output_format", "value": "yaml", "source": "database"}.items() <= \
+        next(d for d in res.json() if d["key"] == "output_format").items()
+    res = cli("config", "get", "output_format", env={**env, "AGENTFORGE_OUTPUT_FORMAT": "json"})
+    assert res.code == 0 and res.json()["source"] == "environment"
+    res = cli("config", "unset", "output_format", env=env)
+    assert res.code == 0 and "removed" in res.out
+    res = cli("config", "ls", env=env)
+    assert res.code == 0 and "allow_unsigned_components" in res.out and "trusted_repositories" in res.out
