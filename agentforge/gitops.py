@@ -327,6 +327,10 @@ class RemoteRefs:
 
     head_symref: str | None
     refs: dict[str, str]
+    #: The advertised object ids before peeling (annotated tags as tag objects), which is what
+    #: a mirror's own refs hold; ``None`` when unknown. ``RepositoryMirror.fetch`` compares
+    #: these with its refs, so a caller that already listed the remote spares a second ls-remote.
+    raw: dict[str, str] | None = None
 
     @property
     def default_branch(self) -> str | None:
@@ -397,12 +401,12 @@ def ls_remote_many(
         def one(url: str) -> RemoteRefs | GitError:
             try:
                 check_remote_url(url, allow_http=allow_http)
-                head, _raw, refs = _ls_remote(
+                head, raw, refs = _ls_remote(
                     url, credentials=credentials, timeout=timeout, allow_http=allow_http, cwd=cwd
                 )
             except GitError as exc:
                 return exc
-            return RemoteRefs(head_symref=head, refs=refs)
+            return RemoteRefs(head_symref=head, refs=refs, raw=raw)
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="ls-remote") as pool:
             for url, outcome in zip(unique, pool.map(one, unique), strict=True):
@@ -432,6 +436,11 @@ class FetchResult:
     deleted: dict[str, str] = field(default_factory=dict)
     default_branch: str | None = None
     fetched: bool = True  # False when ls-remote showed nothing new, so no fetch was run
+    #: ``refs/heads/*`` and ``refs/tags/*`` → commit after the fetch (what ``local_refs()``
+    #: would answer), and the pinned commits: read by the same ``for-each-ref``, so a caller
+    #: needs no further process to learn them.
+    refs: dict[str, str] = field(default_factory=dict)
+    pins: tuple[str, ...] = ()
 
     @property
     def forced(self) -> list[str]:
@@ -518,6 +527,16 @@ def _check_commit_id(commit: str) -> str:
     return commit
 
 
+def _valid_branch_name(branch: str) -> bool:
+    """A conservative check before a branch name from a remote reaches ``git init``."""
+    return bool(branch) and not branch.startswith("-") and all(ch.isprintable() and ch != " " for ch in branch)
+
+
+def _config_quote(value: str) -> str:
+    """A git config value in double quotes (``\\`` and ``"`` escaped), as ``git config`` reads it."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _parse_tree(data: bytes, id_len: int) -> dict[str, tuple[str, str]]:
     """Parse a raw tree object: name → (6-digit mode, object id)."""
     entries: dict[str, tuple[str, str]] = {}
@@ -561,6 +580,10 @@ class RepositoryMirror:
         self._timeout = timeout
         self._cat: git.Git | None = None
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}
+        # commit id → root tree id (commits are immutable; names such as branches are never cached)
+        self._root_trees: dict[str, str] = {}
+        self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
+        self._head_target: str | None = None  # what the mirror's HEAD points at, when we know it
 
     # ---- plumbing
 
@@ -627,6 +650,9 @@ class RepositoryMirror:
         return cached
 
     def _root_tree(self, commit: str) -> str:
+        cached = self._root_trees.get(commit)
+        if cached is not None:
+            return cached
         header = self._header(f"{commit}^{{tree}}")
         if header is None:
             raise GitError(
@@ -634,6 +660,8 @@ class RepositoryMirror:
                 code="GIT_COMMIT_NOT_FOUND",
                 hint="Fetch the repository (or fetch_commit) first.",
             )
+        if _HEX_ID.match(commit):
+            self._root_trees[commit] = header[0]
         return header[0]
 
     def close(self) -> None:
@@ -647,21 +675,42 @@ class RepositoryMirror:
     def exists(self) -> bool:
         return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
 
-    def ensure(self) -> None:
-        """Create the bare mirror if needed and (re)set its remote URL. Idempotent."""
+    def ensure(self, *, initial_branch: str | None = None) -> None:
+        """Create the bare mirror if needed and (re)set its remote URL. Idempotent.
+
+        A new mirror costs one process: ``git init`` without templates (with ``initial_branch``
+        as its HEAD when given), then our two settings are appended to the config file it just wrote, in git's
+        own syntax (value quoted and escaped), instead of two ``git config`` processes. An
+        existing mirror's URL is checked once per object.
+        """
+        if self._ensured and self.exists():
+            return
         if not self.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             env = _base_environment(allow_http=self._allow_http, credentials=None)
+            branch_args = (
+                [f"--initial-branch={initial_branch}"]
+                if initial_branch and _valid_branch_name(initial_branch)
+                else []
+            )
             _run(
-                ["init", "--bare", "--quiet", "--", str(self.path)],
+                # --template= (none): a mirror needs no sample hooks or info/exclude, and
+                # copying them is most of what git init costs.
+                ["init", "--bare", "--quiet", "--template=", *branch_args, "--", str(self.path)],
                 env=env,
                 action="init",
                 cwd=self.path.parent,
             )
-            self._git("config", "core.logAllRefUpdates", "false", action="config")
-        current = self._config_get("remote.origin.url")
-        if current != self.url:
-            self._git("config", "remote.origin.url", self.url, action="config")
+            with open(self.path / "config", "a", encoding="utf-8") as config:
+                config.write(
+                    f"[core]\n\tlogAllRefUpdates = false\n"
+                    f'[remote "origin"]\n\turl = {_config_quote(self.url)}\n'
+                )
+        else:
+            current = self._config_get("remote.origin.url")
+            if current != self.url:
+                self._git("config", "remote.origin.url", self.url, action="config")
+        self._ensured = True
 
     def _config_get(self, key: str) -> str | None:
         try:
@@ -695,6 +744,46 @@ class RepositoryMirror:
                     refs[name] = (raw, header[0])
         return refs
 
+    def _ref_state(self) -> tuple[dict[str, tuple[str, str]], list[str], str | None]:
+        """One ``for-each-ref``: (heads and tags → (raw, peeled), pinned commits, the symref
+        target of ``refs/remotes/origin/HEAD`` or None)."""
+        out = self._git(
+            "for-each-ref",
+            "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname) %(symref)",
+            "refs/heads",
+            "refs/tags",
+            PIN_NAMESPACE,
+            REMOTE_HEAD_REF,
+            action="for-each-ref",
+        ).decode("utf-8", "surrogateescape")
+        refs: dict[str, tuple[str, str]] = {}
+        pins: list[str] = []
+        origin_head: str | None = None
+        for line in out.splitlines():
+            parts = line.split(" ")
+            if len(parts) < 6:
+                continue
+            # Ref names cannot contain spaces, so the last two fields are name and symref.
+            raw, kind, peeled, peeled_kind, name, symref = parts[0], parts[1], parts[2], parts[3], parts[-2], parts[-1]
+            if name == REMOTE_HEAD_REF:
+                origin_head = symref or None
+                continue
+            commit: str | None = None
+            if kind == "commit":
+                commit = raw
+            elif kind == "tag" and peeled_kind == "commit":
+                commit = peeled
+            elif kind == "tag":  # a tag of a tag: peel fully; tags of trees/blobs are not releases
+                header = self._header(f"{raw}^{{commit}}")
+                commit = header[0] if header is not None else None
+            if commit is None:
+                continue
+            if name.startswith(PIN_NAMESPACE):
+                pins.append(name.removeprefix(PIN_NAMESPACE))
+            else:
+                refs[name] = (raw, commit)
+        return refs, sorted(pins), origin_head
+
     def local_refs(self) -> dict[str, str]:
         """``refs/heads/*`` and ``refs/tags/*`` → commit id (annotated tags peeled)."""
         refs = self._for_each_ref("refs/heads", "refs/tags")
@@ -723,28 +812,60 @@ class RepositoryMirror:
         out = self._git("ls-remote", "--symref", "origin", *_LS_REMOTE_PATTERNS, action="ls-remote", network=True)
         return _parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
-    def _record_head(self, head: str | None, refs: Mapping[str, object]) -> str | None:
+    def _record_head(
+        self, head: str | None, refs: Mapping[str, object], *, recorded: str | bool | None = False
+    ) -> str | None:
+        """Point ``refs/remotes/origin/HEAD`` (and the mirror's HEAD) at the remote's default branch.
+
+        ``recorded`` is what ``origin/HEAD`` points at now (None: absent), when the caller
+        already read it; ``False`` = unknown. The mirror's HEAD is written first and
+        ``origin/HEAD`` last, so an ``origin/HEAD`` already right means both are, and nothing
+        is written (no process) on a sync where the default branch did not change.
+        """
         if head is not None and head.startswith("refs/heads/") and head in refs:
-            self._git("symbolic-ref", REMOTE_HEAD_REF, head, action="symbolic-ref")
+            if recorded is not False and recorded == head:
+                return head.removeprefix("refs/heads/")
             # The mirror's own HEAD follows, so plain git commands in it behave as expected.
-            self._git("symbolic-ref", "HEAD", head, action="symbolic-ref")
+            if self._head_target != head:
+                self._git("symbolic-ref", "HEAD", head, action="symbolic-ref")
+                self._head_target = head
+            self._git("symbolic-ref", REMOTE_HEAD_REF, head, action="symbolic-ref")
             return head.removeprefix("refs/heads/")
+        if recorded is None:
+            return None
         try:
             self._git("symbolic-ref", "--delete", "--quiet", REMOTE_HEAD_REF, action="symbolic-ref")
         except GitError:
             pass
         return None
 
-    def fetch(self) -> FetchResult:
+    def fetch(self, remote: RemoteRefs | None = None) -> FetchResult:
         """Bring heads and tags up to date (``--prune --force``) and report what moved.
 
         ``ls-remote`` runs first: when the remote's refs equal ours, no fetch is run at all
-        (the common case of a periodic sync). Pins under ``refs/forge/pins/`` are outside the
-        refspecs, so neither pruning nor forced updates can drop pinned commits.
+        (the common case of a periodic sync). A caller that has just listed the remote (the
+        sync's batched ref check) passes that listing as ``remote`` and no second ls-remote
+        runs; the fetch itself still takes whatever the remote holds by then. Pins under
+        ``refs/forge/pins/`` are outside the refspecs, so neither pruning nor forced updates
+        can drop pinned commits.
         """
-        self.ensure()
-        head, remote_raw, _remote_peeled = self._ls_remote_raw()
-        before = self._for_each_ref("refs/heads", "refs/tags")
+        created = not self.exists()
+        if remote is not None and remote.raw is not None:
+            head, remote_raw = remote.head_symref, dict(remote.raw)
+            initial = head.removeprefix("refs/heads/") if head and head.startswith("refs/heads/") else None
+            self.ensure(initial_branch=initial)
+            if created and initial and _valid_branch_name(initial):
+                self._head_target = head  # git init pointed HEAD there
+        else:
+            self.ensure()
+            head, remote_raw, _remote_peeled = self._ls_remote_raw()
+        if created:
+            # Nothing exists yet in a mirror git init just made.
+            before: dict[str, tuple[str, str]] = {}
+            pins: list[str] = []
+            origin_head: str | None = None
+        else:
+            before, pins, origin_head = self._ref_state()
         fetched = False
         if {name: raw for name, (raw, _p) in before.items()} != remote_raw:
             self._git(
@@ -761,8 +882,13 @@ class RepositoryMirror:
             )
             fetched = True
             self.close()  # new packs: restart cat-file rather than trust its caches
-        after = self._for_each_ref("refs/heads", "refs/tags") if fetched else before
-        default = self._record_head(head, after)
+        if fetched:
+            after, pins, origin_head = self._ref_state()
+        else:
+            after = before
+        # A fresh mirror has no origin/HEAD; an existing one that shows none may hold a broken
+        # one (for-each-ref skips those), so it is deleted as before when the remote has no HEAD.
+        default = self._record_head(head, after, recorded=None if created else (origin_head or False))
 
         added = {name: after[name][1] for name in after.keys() - before.keys()}
         deleted = {name: before[name][1] for name in before.keys() - after.keys()}
@@ -782,18 +908,39 @@ class RepositoryMirror:
             deleted=dict(sorted(deleted.items())),
             default_branch=default,
             fetched=fetched,
+            refs={name: peeled for name, (_raw, peeled) in sorted(after.items())},
+            pins=tuple(pins),
         )
 
     def pin(self, commit: str) -> None:
         """Keep ``commit`` alive across prunes and forced updates (``refs/forge/pins/<sha>``)."""
-        _check_commit_id(commit)
-        if not self.has_commit(commit):
-            raise GitError(
-                f"Cannot pin {commit}: not in the mirror of {redact(self.url)}",
-                code="GIT_COMMIT_NOT_FOUND",
-                hint="Fetch it first (fetch_commit).",
-            )
-        self._git("update-ref", PIN_NAMESPACE + commit, commit, action="update-ref")
+        self.pin_many([commit])
+
+    def pin_many(self, commits: Sequence[str]) -> None:
+        """``pin`` for several commits in one ``git update-ref --stdin`` transaction (all or none)."""
+        unique = list(dict.fromkeys(commits))
+        for commit in unique:
+            _check_commit_id(commit)
+            if not self.has_commit(commit):
+                raise GitError(
+                    f"Cannot pin {commit}: not in the mirror of {redact(self.url)}",
+                    code="GIT_COMMIT_NOT_FOUND",
+                    hint="Fetch it first (fetch_commit).",
+                )
+        if not unique:
+            return
+        if len(unique) == 1:
+            self._git("update-ref", PIN_NAMESPACE + unique[0], unique[0], action="update-ref")
+            return
+        commands = "".join(f"update {PIN_NAMESPACE}{commit} {commit}\n" for commit in unique).encode("ascii")
+        # GitPython hands istream to Popen, which needs a real file descriptor.
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(commands)
+            stdin.seek(0)
+            if not self.exists():
+                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING")
+            _run(["update-ref", "--stdin"], env=self._env(), action="update-ref", cwd=self.path,
+                 timeout=self._timeout, istream=stdin)
 
     def unpin(self, commit: str) -> None:
         _check_commit_id(commit)
@@ -976,16 +1123,22 @@ class RepositoryMirror:
 
     def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]:
         """Paths of regular files named ``filename`` at most ``max_depth`` folders deep
-        (``component.yaml`` at the root has depth 0). Symlinks are not followed or returned."""
-        out = self._git("ls-tree", "-r", "-z", self._root_tree(commit), action="ls-tree")
+        (``component.yaml`` at the root has depth 0). Symlinks are not followed or returned.
+
+        The walk reads trees through the persistent cat-file and its tree cache rather than
+        one ``ls-tree -r`` process per commit: the reader resolves these same folders next,
+        trees shared between commits are read once, and nothing below ``max_depth`` is read.
+        """
         found: list[str] = []
-        for record in out.split(b"\0"):
-            meta, _, raw_name = record.partition(b"\t")
-            if not meta.startswith((b"100644", b"100755")):
-                continue
-            name = raw_name.decode("utf-8", "surrogateescape")
-            if name.rsplit("/", 1)[-1] == filename and name.count("/") <= max_depth:
-                found.append(name)
+        pending: list[tuple[str, str, int]] = [("", self._root_tree(commit), 0)]
+        while pending:
+            prefix, tree_id, depth = pending.pop()
+            for name, (mode, object_id) in self._tree(tree_id).items():
+                if mode == MODE_TREE:
+                    if depth < max_depth:
+                        pending.append((f"{prefix}{name}/", object_id, depth + 1))
+                elif mode in (MODE_FILE, MODE_EXECUTABLE) and name == filename:
+                    found.append(prefix + name)
         return sorted(found)
 
     def commit_time(self, commit: str) -> datetime:

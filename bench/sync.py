@@ -8,13 +8,18 @@ Measured in one run, with a warm Prefect API (``prefect server start`` on a free
 port, started first and timed separately) and a fresh database (``AGENTFORGE_DATABASE_URL``
 when set, else an embedded server under a temporary home; its start-up is not counted):
 
-- cold sync (the real flow: batched ls-remote, mirror clone, read every tagged commit, write rows),
-- no-op re-sync (nothing changed upstream),
+- cold sync, the way ``agentforge sync`` runs it (``run_sync``: the batched ls-remote and its
+  records in-process, then the real Prefect flow for the repositories to sync: mirror clone,
+  read every tagged commit, write rows),
+- no-op re-sync (nothing changed upstream), both the ``agentforge sync`` way (no flow run is
+  needed, so none starts) and as the standalone flow a schedule runs (one flow run, its two
+  tasks), so the fixed cost of a Prefect flow run shows separately,
 - raw git: a serial ``git clone --mirror`` loop and a serial ``git ls-remote`` loop over the same repos,
 - parsing: ``parse_component`` over every component document once per tagged commit (the
   part of a cold sync that raw git does not do).
 
-Goals (issue 3): cold ≤ 1.5 × (clone loop + parsing); no-op ≤ 2 × ls-remote loop.
+Goals (issue 3): cold ≤ 1.5 × (clone loop + parsing); no-op ≤ 2 × ls-remote loop (judged on
+the ``agentforge sync`` path; the standalone flow's figure is printed beside it).
 """
 
 from __future__ import annotations
@@ -157,15 +162,18 @@ def main() -> None:
         ls_remote_s = timed(ls_remote_loop)
         parse_s = timed(parse_all)
 
+        from agentforge.cli.repo_cmds import run_sync
         from flows.sync import sync_repositories
 
-        # A first tiny flow run warms the client (imports, API connection) and is not counted.
         results: list[object] = []
-        cold_s = timed(lambda: results.extend(sync_repositories()))
+        cold_s = timed(lambda: results.extend(run_sync(None)))
         synced = sum(1 for r in results if getattr(r, "status", "") == "synced")
         noop_results: list[object] = []
-        noop_s = timed(lambda: noop_results.extend(sync_repositories()))
+        noop_s = timed(lambda: noop_results.extend(run_sync(None)))
         unchanged = sum(1 for r in noop_results if getattr(r, "status", "") == "unchanged")
+        flow_results: list[object] = []
+        noop_flow_s = timed(lambda: flow_results.extend(sync_repositories()))
+        unchanged_flow = sum(1 for r in flow_results if getattr(r, "status", "") == "unchanged")
 
         import sqlalchemy as sa
 
@@ -175,7 +183,8 @@ def main() -> None:
         cold_goal = 1.5 * (clone_s + parse_s)
         noop_goal = 2.0 * ls_remote_s
         print(f"\nAgentForge sync benchmark: N={n} repositories × M={m} components × T={t} tags "
-              f"({rows} component rows; {synced}/{n} synced cold, {unchanged}/{n} unchanged on re-sync)")
+              f"({rows} component rows; {synced}/{n} synced cold, {unchanged}/{n} unchanged on re-sync, "
+              f"{unchanged_flow}/{n} unchanged by the standalone flow)")
         print(f"setup (not measured against goals): build repos {build_s:.2f} s, Prefect server start-up "
               f"{prefect_start_s:.2f} s, database ready {db_start_s:.2f} s\n")
         header = f"{'measure':<34}{'seconds':>9}{'baseline':>10}{'ratio':>8}{'goal':>7}  verdict"
@@ -186,10 +195,12 @@ def main() -> None:
         print(f"{'parse every component document':<34}{parse_s:>9.2f}")
         cold_ratio = cold_s / (clone_s + parse_s)
         noop_ratio = noop_s / ls_remote_s
-        print(f"{'cold sync (flow)':<34}{cold_s:>9.2f}{clone_s + parse_s:>10.2f}{cold_ratio:>8.2f}{1.5:>7.1f}  "
-              f"{'OK' if cold_s <= cold_goal else 'MISSED'}")
-        print(f"{'no-op re-sync (flow)':<34}{noop_s:>9.2f}{ls_remote_s:>10.2f}{noop_ratio:>8.2f}{2.0:>7.1f}  "
-              f"{'OK' if noop_s <= noop_goal else 'MISSED'}")
+        print(f"{'cold sync (agentforge sync)':<34}{cold_s:>9.2f}{clone_s + parse_s:>10.2f}{cold_ratio:>8.2f}"
+              f"{1.5:>7.1f}  {'OK' if cold_s <= cold_goal else 'MISSED'}")
+        print(f"{'no-op re-sync (agentforge sync)':<34}{noop_s:>9.2f}{ls_remote_s:>10.2f}{noop_ratio:>8.2f}"
+              f"{2.0:>7.1f}  {'OK' if noop_s <= noop_goal else 'MISSED'}")
+        print(f"{'no-op re-sync (standalone flow)':<34}{noop_flow_s:>9.2f}{ls_remote_s:>10.2f}"
+              f"{noop_flow_s / ls_remote_s:>8.2f}{'-':>7}  (a scheduled run: one flow run, no repository task)")
     finally:
         if prefect_proc is not None:
             prefect_proc.terminate()

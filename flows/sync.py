@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from agentforge.config import get_settings
-from agentforge.core.results import RepoSyncResult
-from tasks.sync import check_remote_refs, record_plan_outcomes, sync_repository
+from agentforge.core.results import RepoSyncResult, SyncPlan
+from tasks.sync import check_remote_refs, plan_results, record_plan_outcomes, sync_repository
 
 
 def _concurrency() -> int:
@@ -20,16 +22,22 @@ def _concurrency() -> int:
 @flow(name="sync-repositories",
       task_runner=ThreadPoolTaskRunner(max_workers=_concurrency()),  # type: ignore[arg-type]
       log_prints=False, validate_parameters=True)
-def sync_repositories(names: list[str] | None = None) -> list[RepoSyncResult]:
-    """Sync the named repositories (all registered ones when ``names`` is empty)."""
-    plan = check_remote_refs(names or None)
-    record_plan_outcomes(plan)
-    results: list[RepoSyncResult] = []
-    results += [RepoSyncResult(name=plan.names[i], status="unchanged", message="up to date") for i in plan.unchanged]
-    results += [RepoSyncResult(name=plan.names[i], status="failed", error=e, error_code=plan.failed_codes.get(i))
-                for i, e in plan.failed.items()]
-    results += [RepoSyncResult(name=plan.names[i], status="skipped", message=why) for i, why in plan.skipped.items()]
-    futures = {i: sync_repository.submit(i, plan.names[i]) for i in plan.to_sync}
+def sync_repositories(names: list[str] | None = None, plan: SyncPlan | None = None,
+                      remote_refs: dict[str, dict[str, Any]] | None = None) -> list[RepoSyncResult]:
+    """Sync the named repositories (all registered ones when ``names`` is empty).
+
+    Standalone (a schedule passes only ``names``) the flow runs the batched ref check and
+    records the unchanged and unreachable repositories itself. A caller that already did both
+    (``agentforge sync``, through ``check_and_record``) passes its ``plan`` and the listings of
+    the repositories to sync (``remote_refs``: ``PlannedSync.remote``), so no remote is asked twice.
+    """
+    if plan is None:
+        checked = check_remote_refs(names or None)
+        record_plan_outcomes(checked)
+        plan, remote_refs = checked, checked.remote
+    listings = remote_refs or {}
+    results = plan_results(plan)
+    futures = {i: sync_repository.submit(i, plan.names[i], listings.get(i)) for i in plan.to_sync}
     for repo_id, future in futures.items():
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, RepoSyncResult):

@@ -6,6 +6,8 @@ Every function takes a keyword-only ``session``, flushes and never commits.
 from __future__ import annotations
 
 import contextlib
+import enum
+import json
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -156,10 +158,18 @@ class RepoSyncTarget:
     default_branch: str = "main"
 
 
-def sync_targets(*, session: Session, names: Sequence[str] | None) -> list[RepoSyncTarget]:
+def sync_targets(*, session: Session, names: Sequence[str] | None,
+                 ids: Sequence[uuid.UUID] | None = None) -> list[RepoSyncTarget]:
+    """Repositories to sync: the named ones (NotFound for an unknown name), or all of them.
+
+    ``ids`` narrows the query to those repositories (a per-repository task loads its own row,
+    not the whole table); unknown ids are simply absent from the result.
+    """
     query = sa.select(Repository).order_by(Repository.name)
     if names:
         query = query.where(Repository.name.in_(list(names)))
+    if ids is not None:
+        query = query.where(Repository.id.in_(list(ids)))
     repos = list(session.scalars(query))
     if names:
         missing = sorted(set(names) - {r.name for r in repos})
@@ -294,16 +304,47 @@ def known_commits(*, session: Session, repository_id: uuid.UUID) -> set[str]:
                                .where(Component.repository_id == repository_id)))
 
 
+_INSERT_COLUMNS = (
+    ("id", "uuid"), ("name", "text"), ("type", "text"), ("version", "text"), ("repository_id", "uuid"),
+    ("repository_url", "text"), ("path", "text"), ("commit_hash", "text"), ("definition", "jsonb"),
+    ("schema", "jsonb"), ("metadata", "jsonb"), ("tree_hash", "text"), ("release_tags", "jsonb"),
+    ("is_release", "boolean"), ("is_reused_version", "boolean"),
+)
+_INSERT_COMPONENTS = sa.text(
+    "INSERT INTO components (" + ", ".join(c for c, _ in _INSERT_COLUMNS) + ") "
+    "SELECT r.id, r.name, CAST(r.type AS component_type), r.version, r.repository_id, r.repository_url, r.path, "
+    "r.commit_hash, r.definition, r.schema, r.metadata, r.tree_hash, "
+    "ARRAY(SELECT jsonb_array_elements_text(COALESCE(r.release_tags, '[]'::jsonb))), "
+    "COALESCE(r.is_release, false), COALESCE(r.is_reused_version, false) "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(" + ", ".join(f"{c} {t}" for c, t in _INSERT_COLUMNS) + ") "
+    "ON CONFLICT (repository_url, path, commit_hash) DO NOTHING RETURNING id"
+)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"cannot store {type(value).__name__} in a component row")
+
+
 def insert_components(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Set-based INSERT … ON CONFLICT DO NOTHING on (repository_url, path, commit_hash)."""
+    """Set-based INSERT … ON CONFLICT DO NOTHING on (repository_url, path, commit_hash).
+
+    All rows travel as one JSON parameter unpacked by ``jsonb_to_recordset``: one short
+    statement that psycopg parses once, instead of a multi-row VALUES list with sixteen
+    placeholders per row (whose client-side parsing cost more than the server's insert).
+    Row keys are the ORM attribute names (``metadata_`` for the ``metadata`` column).
+    """
     if not rows:
         return 0
-    stmt = insert(Component).on_conflict_do_nothing(
-        index_elements=[Component.repository_url, Component.path, Component.commit_hash]
-    ).returning(Component.id)
-    # executemany with RETURNING goes through SQLAlchemy's insertmanyvalues: a few statements, not one per row.
-    inserted = session.scalars(stmt, list(rows)).all()
-    return len(inserted)
+    payload = [
+        {column: row.get("metadata_" if column == "metadata" else column) for column, _ in _INSERT_COLUMNS}
+        for row in rows
+    ]
+    encoded = json.dumps(payload, default=_json_default, ensure_ascii=False)
+    return len(session.execute(_INSERT_COMPONENTS, {"rows": encoded}).all())
 
 
 @dataclass(frozen=True)

@@ -484,3 +484,60 @@ def test_token_reaches_an_http_remote_only_as_basic_auth(tmp_path: Path) -> None
     assert any(line.endswith(expected) for line in seen), seen
     assert all(token not in line.split(" ")[0] for line in seen)  # never in the request path
     assert token not in git_out("config", "--list", "--local", cwd=mirror.path)
+
+
+# ---------------------------------------------------------------- fast paths used by sync
+
+
+def test_fetch_with_a_listing_creates_the_mirror_like_a_plain_fetch(crm: RepoHandle, tmp_path: Path) -> None:
+    """The sync hands fetch() its batched ls-remote: same refs, pins, HEAD and config as without."""
+    crm.create_branch("develop")
+    crm.set_default_branch("develop")
+    c2 = crm.commit(files={"x.txt": "2"}, tags=["v1.1.0"])
+    listing = ls_remote_many([crm.url])[crm.url]
+    assert isinstance(listing, RemoteRefs) and listing.raw is not None
+    with_listing = RepositoryMirror(tmp_path / "a.git", crm.url)  # no ensure(): fetch creates it
+    plain = mirror_of(tmp_path, crm)
+    got, expected = with_listing.fetch(listing), plain.fetch()
+    assert got.fetched and got.added == expected.added and got.default_branch == expected.default_branch == "develop"
+    assert got.refs == plain.local_refs() == with_listing.local_refs()
+    assert with_listing.default_branch() == "develop"
+    assert git_out("symbolic-ref", "HEAD", cwd=with_listing.path).strip() == "refs/heads/develop"
+    config = git_out("config", "--list", "--local", cwd=with_listing.path)
+    assert f"remote.origin.url={crm.url}" in config and "core.logallrefupdates=false" in config
+    # A second fetch with the same (now current) listing runs no git fetch and writes nothing.
+    again = with_listing.fetch(listing)
+    assert not again.fetched and not again.changed and again.refs == got.refs
+    # A stale listing that differs from the mirror still fetches what the remote holds now.
+    c3 = crm.commit(files={"x.txt": "3"}, tags=["v1.2.0"])
+    stale = RemoteRefs(head_symref=listing.head_symref, refs={}, raw={})
+    moved = with_listing.fetch(stale)
+    assert moved.fetched and moved.refs["refs/tags/v1.2.0"] == c3 and c2 in moved.refs.values()
+    with_listing.close()
+    plain.close()
+
+
+def test_fetch_reports_pins_and_pin_many_is_one_transaction(crm: RepoHandle, tmp_path: Path) -> None:
+    c2 = crm.commit(files={"x.txt": "2"}, tags=["v2.0.0"])
+    mirror = mirror_of(tmp_path, crm)
+    assert mirror.fetch().pins == ()
+    mirror.pin_many([c2, crm.commits[0], c2])
+    assert mirror.pins() == sorted([c2, crm.commits[0]])
+    with pytest.raises(GitError) as info:
+        mirror.pin_many(["f" * 40, c2])
+    assert info.value.code == "GIT_COMMIT_NOT_FOUND"
+    assert mirror.pins() == sorted([c2, crm.commits[0]])  # nothing half-written
+    crm.commit(files={"x.txt": "3"})
+    assert mirror.fetch().pins == tuple(sorted([c2, crm.commits[0]]))
+    mirror.pin_many([])
+    mirror.close()
+
+
+def test_ensure_quotes_the_url_in_the_config_file(factory: GitRepoFactory, tmp_path: Path) -> None:
+    odd = factory.create('we"ird;#name', files={"a.txt": "1"})
+    mirror = RepositoryMirror(tmp_path / "m.git", odd.url)
+    mirror.ensure()
+    got = git_out("config", "--get", "remote.origin.url", cwd=mirror.path).strip()
+    assert got == odd.url
+    mirror.fetch()
+    assert mirror.local_refs()["refs/heads/main"] == odd.commits[0]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from agentforge.core.results import RepoSyncResult
 
 from agentforge.cli.common import engine, prepare_prefect, run_flow
 from agentforge.cli.output import STATE, console, emit, err_console, table
@@ -12,7 +15,9 @@ from agentforge.cli.output import STATE, console, emit, err_console, table
 repo_app = typer.Typer(help="Register and inspect component repositories.", no_args_is_help=True)
 
 
-@repo_app.command("add")
+# ignore_unknown_options: a URL such as `-oProxyCommand=x` reaches our URL check (and is refused
+# as URL_INVALID) instead of failing in the option parser with a confusing message.
+@repo_app.command("add", context_settings={"ignore_unknown_options": True})
 def repo_add(
     url: str = typer.Argument(..., help="o/r, github.com/o/r, https://host/o/r(.git), git@host:o/r.git, "
                                         "file:///abs/path or /abs/path"),
@@ -41,7 +46,7 @@ def repo_ls() -> None:
     with session_scope(engine()) as session:
         repos = repos_q.list_repositories(session=session)
         counts = repos_q.component_counts(session=session)
-        data = [
+        data: list[dict[str, Any]] = [
             {"name": r.name, "url": r.url, "type": r.type.value, "status": r.sync_status.value,
              "default_branch": r.default_branch, "last_sync": r.last_sync, "active": r.is_active,
              "components": counts.get(r.id, (0, 0))[0], "last_error": r.last_error}
@@ -119,14 +124,38 @@ def repo_accept_tag(name: str = typer.Argument(...), tag: str = typer.Argument(.
          f"Accepted {tag} at {entry.first_commit[:12]}; run `agentforge sync {name}` to read it.")
 
 
+def run_sync(names: list[str] | None) -> list[RepoSyncResult]:
+    """What `agentforge sync` does, without the display: the batched ref check and the records of
+    unchanged/unreachable repositories in-process, then the Prefect flow (given the plan) only
+    when some repository needs work. Prefect is imported only in that case."""
+    from agentforge.core.results import SyncPlan
+    from agentforge.services import sync as svc
+
+    plan = svc.check_and_record(names or None)
+    if not plan.to_sync:
+        return sorted(svc.plan_results(plan), key=lambda r: r.name)
+    prepare_prefect()
+    from flows.sync import sync_repositories
+
+    results: list[RepoSyncResult] = run_flow(
+        sync_repositories, names=names or None,
+        plan=SyncPlan.model_validate(plan.model_dump(exclude={"remote"})),
+        remote_refs={i: plan.remote[i] for i in plan.to_sync if i in plan.remote})
+    return results
+
+
 def sync(names: list[str] | None = typer.Argument(None, help="Repositories (default: all)")) -> None:
-    """Sync repositories: one batched ref check, then fetch and read only what moved."""
+    """Sync repositories: one batched ref check, then fetch and read only what moved.
+
+    The ref check and the records of unchanged or unreachable repositories run here, without
+    Prefect; the Prefect flow starts only when some repository needs work, and gets the plan
+    (so no remote is asked twice). A no-op sync therefore imports no Prefect at all.
+    """
     prepare_prefect()
     engine()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from agentforge.core.events import subscribe
-    from flows.sync import sync_repositories
 
     show = not STATE.json and err_console.is_terminal
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -145,7 +174,7 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
     unsubscribe = subscribe(on_event)
     try:
         with progress:
-            results = run_flow(sync_repositories, names=list(names or []) or None)
+            results = run_sync(list(names or []) or None)
     finally:
         unsubscribe()
     data = [r.model_dump() for r in results]
@@ -159,7 +188,9 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
             for p in r.problems:
                 console.print(f"  ⚠ {r.name}: {p}", markup=False)
     if any(r.status == "failed" for r in results):
-        raise typer.Exit(1)
+        # SystemExit, not typer.Exit: under standalone_mode=False click *returns* an Exit's code,
+        # and main() ignores that return value, so typer.Exit(1) would end with status 0.
+        raise SystemExit(1)
 
 
 def register(app: typer.Typer) -> None:

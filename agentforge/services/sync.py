@@ -12,25 +12,29 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agentforge.config import Settings, get_settings
 from agentforge.core.constraints import version_from_tag
+from agentforge.core.events import emit
 from agentforge.core.results import RepoSyncResult, SyncPlan
 from agentforge.core.urls import github_owner_repo
 from agentforge.db import get_engine, session_scope
-from agentforge.errors import AgentForgeError, GitError, redact
+from agentforge.errors import AgentForgeError, GitError, is_retryable, redact
 from agentforge.gitops import GitCredentials, RemoteRefs, RepositoryMirror, ls_remote_many
 from agentforge.reader import ComponentRecord, Snapshot, read_snapshot
 from agentforge.services import compose
 from models import ComponentType, TagState
 from models import repositories as repos_q
 from models.repositories import RepoSyncTarget
+
+_T = TypeVar("_T")
 
 # --- credentials ------------------------------------------------------------------------------
 
@@ -68,7 +72,27 @@ def open_mirror(settings: Settings, repository_id: uuid.UUID, url: str) -> Repos
 # --- planning ---------------------------------------------------------------------------------
 
 
-def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) -> SyncPlan:
+class PlannedSync(SyncPlan):
+    """A ``SyncPlan`` that also carries what the batched ref check saw for each repository to
+    sync, so their fetches need not ask the remote again.
+
+    ``remote``: repository id → ``{"head": HEAD symref or None, "raw": ref → advertised id}``
+    (plain JSON, so it can travel as a task or flow parameter; see :func:`remote_listing`).
+    """
+
+    remote: dict[str, dict[str, Any]] = {}
+
+
+def remote_listing(value: Mapping[str, Any] | None) -> RemoteRefs | None:
+    """The ``RemoteRefs`` a ``PlannedSync.remote`` entry stands for (None passes through)."""
+    if not value or not isinstance(value.get("raw"), dict):
+        return None
+    raw = {str(k): str(v) for k, v in value["raw"].items()}
+    head = value.get("head")
+    return RemoteRefs(head_symref=str(head) if head else None, refs={}, raw=raw)
+
+
+def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) -> PlannedSync:
     """Load targets, recover stale SYNC_IN_PROGRESS, ask every remote for its refs at once.
 
     A plain sync of everything (``names`` empty) leaves out repositories inside their failure
@@ -80,7 +104,7 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
     with session_scope(engine) as session:
         targets = repos_q.sync_targets(session=session, names=names)
     recovered = {t.id for t in targets if t.status == "SYNC_IN_PROGRESS" and repos_q.recover_if_stale(engine, t.id)}
-    plan = SyncPlan(names={str(t.id): t.name for t in targets})
+    plan = PlannedSync(names={str(t.id): t.name for t in targets})
     now = datetime.now(UTC)
     active: list[RepoSyncTarget] = []
     for t in targets:
@@ -112,6 +136,44 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
             plan.unchanged.append(str(t.id))
         else:
             plan.to_sync.append(str(t.id))
+            if outcome.raw is not None:
+                plan.remote[str(t.id)] = {"head": outcome.head_symref, "raw": dict(outcome.raw)}
+    return plan
+
+
+def plan_results(plan: SyncPlan) -> list[RepoSyncResult]:
+    """The results of the repositories the plan settled without per-repository work."""
+    results = [RepoSyncResult(name=plan.names[i], status="unchanged", message="up to date") for i in plan.unchanged]
+    results += [RepoSyncResult(name=plan.names[i], status="failed", error=e, error_code=plan.failed_codes.get(i))
+                for i, e in plan.failed.items()]
+    results += [RepoSyncResult(name=plan.names[i], status="skipped", message=why) for i, why in plan.skipped.items()]
+    return results
+
+
+def _retrying(step: Callable[[], _T], *, delays: Sequence[float]) -> _T:
+    """Run ``step``, retrying transient failures (``is_retryable``) after each delay in turn."""
+    for delay in delays:
+        try:
+            return step()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+        time.sleep(delay)
+    return step()
+
+
+def check_and_record(names: Sequence[str] | None, *, settings: Settings | None = None) -> PlannedSync:
+    """The first step of every sync as one plain call: the batched ref check, then the set-based
+    writes for the unchanged and unreachable repositories, then the ``sync.planned`` event.
+
+    The CLI runs this itself and starts the Prefect flow only when ``to_sync`` is not empty,
+    handing it the plan (a no-op sync then costs no flow run and no Prefect import).
+    """
+    # The same retries as the flow's check-remote-refs and record-sync-outcomes tasks.
+    plan = _retrying(lambda: plan_sync(names, settings=settings), delays=(2, 10))
+    _retrying(lambda: record_plan_outcomes(plan, settings=settings), delays=(1, 4, 10))
+    emit("sync.planned", total=len(plan.names), to_sync=len(plan.to_sync), unchanged=len(plan.unchanged),
+         failed=len(plan.failed))
     return plan
 
 
@@ -233,21 +295,30 @@ def compute_release_flags(
     return result, problems
 
 
-def sync_repository(repository_id: str, *, settings: Settings | None = None) -> RepoSyncResult:
-    """Sync one repository end to end. Retryable errors are raised (after recording them)."""
+def sync_repository(repository_id: str, *, settings: Settings | None = None,
+                    remote: RemoteRefs | Mapping[str, Any] | None = None) -> RepoSyncResult:
+    """Sync one repository end to end. Retryable errors are raised (after recording them).
+
+    ``remote``: what the batched ref check saw for this repository (a ``RemoteRefs`` with
+    ``raw``, or a ``PlannedSync.remote`` entry); the fetch then skips its own ls-remote.
+    """
     settings = settings or get_settings()
     engine = get_engine(settings)
     repo_id = uuid.UUID(repository_id)
+    listing = remote if isinstance(remote, RemoteRefs) or remote is None else remote_listing(remote)
     with repos_q.repository_sync_lock(engine, repo_id):
         with session_scope(engine) as session:
-            targets = [t for t in repos_q.sync_targets(session=session, names=None) if t.id == repo_id]
+            targets = repos_q.sync_targets(session=session, names=None, ids=[repo_id])
             if not targets:
                 return RepoSyncResult(name=repository_id, status="skipped", message="repository removed")
             target = targets[0]
             previous_tip = target.synced_refs.get(f"refs/heads/{target.default_branch}")
             op_id = repos_q.begin_sync(session=session, repository_id=repo_id, source_commit=previous_tip)
+            # Read in the intent's transaction (one round trip less); we hold the sync lock.
+            ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
+            known = repos_q.known_commits(session=session, repository_id=target.id)
         try:
-            return _sync_locked(target, op_id, settings)
+            return _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
         except AgentForgeError as exc:
             message = redact(exc.message)
             with session_scope(engine) as session:
@@ -264,15 +335,22 @@ def sync_repository(repository_id: str, *, settings: Settings | None = None) -> 
             raise
 
 
-def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -> RepoSyncResult:
-    engine = get_engine(settings)
+@dataclass(frozen=True)
+class _Stored:
+    """What the database held for the repository when its sync began."""
+
+    ledger: dict[str, repos_q.LedgerEntry]
+    known: set[str]
+
+
+def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, engine: Any, stored: _Stored,
+                 remote: RemoteRefs | None) -> RepoSyncResult:
     mirror = open_mirror(settings, target.id, target.url)
     try:
-        mirror.ensure()
-        fetch = mirror.fetch()
-        refs = mirror.local_refs()
+        fetch = mirror.fetch(remote)  # creates the mirror when missing
+        refs = fetch.refs
         # The registered branch (remote HEAD at `repo add`, or --branch) while it exists upstream.
-        remote_head = mirror.default_branch() or fetch.default_branch
+        remote_head = fetch.default_branch
         branch = (target.default_branch if f"refs/heads/{target.default_branch}" in refs
                   else remote_head or target.default_branch)
         tip = refs.get(f"refs/heads/{branch}")
@@ -280,10 +358,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
             raise GitError(f"{target.name}: the default branch {branch!r} has no commit",
                            code="GIT_REF_NOT_FOUND", hint="Push a commit, or pick a branch with `repo add --branch`.")
         tags = {k: v for k, v in refs.items() if k.startswith("refs/tags/")}
-        with session_scope(engine) as session:
-            ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
-            known = repos_q.known_commits(session=session, repository_id=target.id)
-        facts = _classify_tags(tags, ledger)
+        facts = _classify_tags(tags, stored.ledger)
         problems = list(facts.problems)
         for ref in fetch.forced:
             if ref.startswith("refs/heads/"):
@@ -291,16 +366,14 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
                 problems.append(f"branch {ref.removeprefix('refs/heads/')} was force-pushed: "
                                 f"{upd.old[:12]} → {upd.new[:12]}")
         release_commits = set(facts.tags_at)
-        pinned = set(mirror.pins())
-        for commit in sorted((release_commits | {tip}) - pinned):
-            mirror.pin(commit)
+        mirror.pin_many(sorted((release_commits | {tip}) - set(fetch.pins)))  # one update-ref --stdin
         # Read only commits we have not read before (the tip's manifest is re-read: one blob).
         labels: dict[str, str] = {}
         for commit, tag_list in facts.tags_at.items():
             labels[commit] = tag_list[0]
         labels.setdefault(tip, branch)
         snapshots: dict[str, Snapshot] = {}
-        for commit in sorted(set(labels) - known):
+        for commit in sorted(set(labels) - stored.known):
             snapshots[commit] = read_snapshot(mirror, commit, label=labels[commit])
         # A known tip: its components are stored; only the manifest and compositions are re-read.
         tip_snapshot = snapshots.get(tip) or read_snapshot(mirror, tip, label=branch, read_components=False)
@@ -325,10 +398,23 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings) -
         mirror.close()
 
     with session_scope(engine) as session:
-        inserted = repos_q.insert_components(session=session, rows=new_rows)
-        rows = repos_q.component_facts(session=session, repository_id=target.id)
-        flags, flag_problems = compute_release_flags(rows, facts.tags_at, tip, commit_time,
+        existing = repos_q.component_facts(session=session, repository_id=target.id)
+        # Release flags are computed over the stored rows and the new ones together, so new rows
+        # are inserted with their final flags and only stored rows whose flags change are updated.
+        new_facts = [repos_q.ComponentRowFacts(r["id"], r["name"], r["version"], r["commit_hash"], r["tree_hash"],
+                                               (), False, False) for r in new_rows]
+        flags, flag_problems = compute_release_flags([*existing, *new_facts], facts.tags_at, tip, commit_time,
                                                      deleted=set(facts.deleted))
+        for r in new_rows:
+            r["release_tags"], r["is_release"], r["is_reused_version"] = flags[r["id"]]
+        inserted = repos_q.insert_components(session=session, rows=new_rows)
+        if inserted != len(new_rows):
+            # Some (path, commit) rows already existed under other ids: judge what is stored now.
+            rows = repos_q.component_facts(session=session, repository_id=target.id)
+            flags, flag_problems = compute_release_flags(rows, facts.tags_at, tip, commit_time,
+                                                         deleted=set(facts.deleted))
+        else:
+            rows = existing
         problems.extend(flag_problems)
         changes = [(r.id, *flags[r.id]) for r in rows
                    if (list(r.release_tags), r.is_release, r.is_reused_version) != flags[r.id]]
