@@ -100,7 +100,7 @@ def start_embedded_server(pgdata: Path) -> str:
             warnings.simplefilter("ignore")
             import pgserver
 
-            server = pgserver.get_server(pgdata, cleanup_mode=None)
+            server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
             uri = server.get_uri()
     except Exception as exc:
         raise DatabaseUnreachable(
@@ -111,11 +111,19 @@ def start_embedded_server(pgdata: Path) -> str:
     return str(host) if isinstance(host, str) else str(pgdata)
 
 
+_embedded_urls: dict[str, URL] = {}
+
+
 def embedded_url(settings: Settings) -> URL:
+    # Once per process: the probe connection of ensure_database_exists costs tens of ms.
+    cached = _embedded_urls.get(str(settings.pgdata_dir))
+    if cached is not None:
+        return cached
     socket_dir = start_embedded_server(settings.pgdata_dir)
     admin = URL.create("postgresql+psycopg", username="postgres", database="postgres", query={"host": socket_dir})
     target = admin.set(database=EMBEDDED_DB_NAME)
     ensure_database_exists(target)
+    _embedded_urls[str(settings.pgdata_dir)] = target
     return target
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from agentforge.core.urls import DB_URL_CHECK_REGEX
 from models.enums import (
     ChangeType,
     ComponentSyncStatus,
@@ -31,13 +32,6 @@ from models.enums import (
     SyncOperationStatus,
     SyncOperationType,
     TagState,
-)
-
-# The three normalised repository URL forms (see agentforge.core.urls); a test keeps the two in step.
-DB_URL_CHECK_REGEX = (
-    "^(https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~-]+){2,}"
-    "|git@[A-Za-z0-9.-]+:[A-Za-z0-9._~-]+/[A-Za-z0-9._~-]+"
-    "|file://(/[^/[:cntrl:]]+)+)$"
 )
 
 NAMING = {

@@ -45,6 +45,7 @@ def _component(session, repo: Repository, **kw) -> Component:
         "git@github.com:acme/tools.git",
         "git@host.example:o/r",
         "file:///srv/git/tools",
+        "http://github.com/acme/tools",  # only reachable through `repo add --allow-insecure`
     ],
 )
 def test_repo_url_check_accepts(db_session, url: str) -> None:
@@ -54,7 +55,6 @@ def test_repo_url_check_accepts(db_session, url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "http://github.com/acme/tools",
         "https://github.com/acme",
         "ext::sh -c touch% /tmp/pwned",
         "-uhttps://github.com/o/r",

@@ -107,8 +107,6 @@ def test_repo_add_rejects_dangerous_urls(env, url: str) -> None:
     assert one(env, "SELECT count(*) FROM repositories")[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="models/tables.py DB_URL_CHECK_REGEX accepts only https://, while "
-                   "agentforge.core.urls lets --allow-insecure normalise http:// URLs: the INSERT hits check_repo_url")
 def test_repo_add_allows_http_only_when_asked(env) -> None:
     res = cli("repo", "add", "--no-check", "--allow-insecure", "http://example.com/o/r")
     assert res.code == 0, res.err
