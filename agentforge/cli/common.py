@@ -49,8 +49,10 @@ def prepare_prefect() -> None:
     # The in-process API takes ~5 s to start on an idle machine; far longer on a loaded one.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not STATE.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
-        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "ERROR")
+        # A failing task is logged by Prefect at ERROR with a traceback; the CLI prints the same
+        # error itself as `agentforge: CODE` + hint, so without --verbose Prefect logs only CRITICAL.
+        os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
+        os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"] = "CRITICAL"
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
