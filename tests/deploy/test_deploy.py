@@ -72,6 +72,8 @@ def test_redeploy_new_version_switches_then_stops_the_old(stack: Stack) -> None:
     # The stored lock is frozen: deploying again without re-locking keeps 1.0.0.
     [same] = deploy("helpdesk", "development")
     assert same.lock_hash == first.lock_hash
+    # Same lock, same configuration, healthy process: the redeploy is a no-op (same process, no new row).
+    assert same.url == first.url and instance()["pid"] == old_pid
     # Re-lock, allowing the newer release (the resolver keeps pins unless told otherwise).
     svc.lock_composition("helpdesk", upgrade=True)
     [second] = deploy("helpdesk", "development")
@@ -82,7 +84,7 @@ def test_redeploy_new_version_switches_then_stops_the_old(stack: Stack) -> None:
     row = instance()
     assert row["status"] == "RUNNING" and row["lock_hash"] == second.lock_hash and row["url"] == second.url
     statuses = [s for (s,) in stack.q("SELECT status FROM deployments ORDER BY created_at")]
-    assert statuses == ["SUPERSEDED", "SUPERSEDED", "HEALTHY"]
+    assert statuses == ["SUPERSEDED", "HEALTHY"]
 
 
 def test_failed_readiness_rolls_back_and_rollback_holds_the_bad_lock(stack: Stack, monkeypatch) -> None:
