@@ -92,8 +92,13 @@ def recover_if_stale(engine: Engine, repository_id: uuid.UUID) -> bool:
 
 def add_repository(
     *, session: Session, name: str, url: str, type: RepoType = RepoType.MIXED, default_branch: str | None = None,
+    source_format: str | None = None,
 ) -> tuple[Repository, bool]:
-    """Register a repository; idempotent for the same name and URL. Returns (row, created)."""
+    """Register a repository; idempotent for the same name and URL. Returns (row, created).
+
+    ``source_format``: ``forced:<format>`` when `repo add --format` forces a catalog format
+    (the sync keeps the prefix); None lets every sync detect it.
+    """
     by_name = session.scalar(sa.select(Repository).where(Repository.name == name))
     by_url = session.scalar(sa.select(Repository).where(Repository.url == url))
     if by_name is not None and by_name.url == url:
@@ -104,7 +109,8 @@ def add_repository(
     if by_url is not None:
         raise AlreadyExists(f"{url} is already registered as {by_url.name!r}",
                             hint=f"Use the name {by_url.name!r}, or `agentforge repo rm {by_url.name}` first.")
-    repo = Repository(name=name, url=url, type=type, default_branch=default_branch or "main")
+    repo = Repository(name=name, url=url, type=type, default_branch=default_branch or "main",
+                      source_format=source_format)
     session.add(repo)
     session.flush()
     return repo, True
@@ -156,6 +162,9 @@ class RepoSyncTarget:
     is_active: bool = True
     next_sync_after: datetime | None = None
     default_branch: str = "main"
+    #: ``repositories.source_format``: ``forced:<format>`` when `repo add --format` forced one,
+    #: else the format the last sync detected (or None before the first sync).
+    source_format: str | None = None
 
 
 def sync_targets(*, session: Session, names: Sequence[str] | None,
@@ -179,7 +188,7 @@ def sync_targets(*, session: Session, names: Sequence[str] | None,
     return [
         RepoSyncTarget(id=r.id, name=r.name, url=r.url, synced_refs=dict((r.synced_refs or {}).get("refs", {})),
                        status=r.sync_status.value, is_active=r.is_active, next_sync_after=r.next_sync_after,
-                       default_branch=r.default_branch)
+                       default_branch=r.default_branch, source_format=r.source_format)
         for r in repos
     ]
 
@@ -357,14 +366,18 @@ class ComponentRowFacts:
     release_tags: tuple[str, ...]
     is_release: bool
     is_reused_version: bool
+    # For path- and plugin-scoped catalog tags (``plugins/x/1.2.0``, ``plugin--v1.2.0``).
+    path: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def component_facts(*, session: Session, repository_id: uuid.UUID) -> list[ComponentRowFacts]:
     rows = session.execute(sa.select(Component.id, Component.name, Component.version, Component.commit_hash,
                                      Component.tree_hash, Component.release_tags, Component.is_release,
-                                     Component.is_reused_version)
+                                     Component.is_reused_version, Component.path, Component.metadata_)
                            .where(Component.repository_id == repository_id)).all()
-    return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7]) for r in rows]
+    return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], dict(r[9] or {}))
+            for r in rows]
 
 
 def update_release_flags(*, session: Session, changes: Sequence[tuple[uuid.UUID, list[str], bool, bool]]) -> None:

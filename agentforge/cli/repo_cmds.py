@@ -26,15 +26,24 @@ def repo_add(
     branch: str | None = typer.Option(None, "--branch", help="Branch to track (default: the remote's HEAD)"),
     allow_insecure: bool = typer.Option(False, "--allow-insecure", help="Allow plain http:// URLs"),
     no_check: bool = typer.Option(False, "--no-check", help="Do not contact the remote now"),
+    format: str | None = typer.Option(None, "--format", help="Force a catalog format: forge | claude-marketplace "
+                                      "| claude-plugin | agent-skills | copilot | mcp-server (default: detect)"),
+    untrusted: bool = typer.Option(False, "--untrusted", help="Do not trust it: locks need signed releases "
+                                   "(or allow_unsigned_components)"),
 ) -> None:
     """Register a repository (idempotent for the same name and URL)."""
+    from agentforge.catalogs import FORMATS
     from agentforge.services.repos import add_repository
 
+    if format is not None and format not in FORMATS:
+        err_console.print(f"error: --format {format!r} is not one of {', '.join(FORMATS)}", markup=False)
+        raise SystemExit(2)
     engine()
     added = add_repository(url, name=name, type=type, branch=branch, allow_insecure=allow_insecure,
-                           check=not no_check)
+                           check=not no_check, format=format, untrusted=untrusted)
     verb = "Registered" if added.created else "Already registered:"
-    emit(added.model_dump(), f"{verb} {added.name} → {added.url}\nNext: agentforge sync {added.name}")
+    extra = (f" (format {format}, forced)" if format else "") + ("" if added.trusted else " (untrusted)")
+    emit(added.model_dump(), f"{verb} {added.name} → {added.url}{extra}\nNext: agentforge sync {added.name}")
 
 
 @repo_app.command("ls")
@@ -64,12 +73,15 @@ def repo_show(name: str = typer.Argument(...)) -> None:
     import sqlalchemy as sa
 
     from agentforge.db import session_scope
-    from models import RepositoryTag, SyncOperation
+    from models import Repository, RepositoryTag, SyncOperation
     from models import repositories as repos_q
 
     with session_scope(engine()) as session:
         repo = repos_q.get_repository(session=session, name=name)
         counts = repos_q.component_counts(session=session).get(repo.id, (0, 0))
+        # The synthetic manifest of a catalog repository (marketplace, skills…) says what was found.
+        catalog: dict[str, Any] = (repo.manifest or {}).get("catalog") or {}
+        known_urls = set(session.scalars(sa.select(Repository.url)).all())
         tags = session.scalars(sa.select(RepositoryTag).where(RepositoryTag.repository_id == repo.id)
                                .order_by(RepositoryTag.tag)).all()
         ops = session.scalars(sa.select(SyncOperation).where(SyncOperation.repository_id == repo.id)
@@ -77,7 +89,12 @@ def repo_show(name: str = typer.Argument(...)) -> None:
         data: dict[str, Any] = {
             "name": repo.name, "url": repo.url, "type": repo.type.value, "status": repo.sync_status.value,
             "default_branch": repo.default_branch, "last_sync": repo.last_sync, "active": repo.is_active,
-            "format": repo.source_format, "manifest_hash": repo.manifest_hash, "last_error": repo.last_error,
+            "format": (repo.source_format or "").removeprefix("forced:") or None,
+            "format_forced": (repo.source_format or "").startswith("forced:"),
+            "format_counts": dict(catalog.get("counts") or {}),
+            "unresolved_external": [e for e in (catalog.get("external") or [])
+                                    if isinstance(e, dict) and e.get("repository") not in known_urls],
+            "manifest_hash": repo.manifest_hash, "last_error": repo.last_error,
             "components": counts[0], "component_rows": counts[1],
             "tags": [{"tag": t.tag, "commit": t.first_commit, "state": t.state.value,
                       "current_commit": t.current_commit} for t in tags],
@@ -87,9 +104,19 @@ def repo_show(name: str = typer.Argument(...)) -> None:
     if STATE.json:
         emit(data)
         return
+    if data["format_forced"]:
+        data = {**data, "format": f"{data['format']} (forced)"}
+    if data["format_counts"]:
+        data = {**data, "counts": ", ".join(f"{k} {v}" for k, v in data["format_counts"].items())}
     rows = [(k, data[k]) for k in ("name", "url", "type", "status", "default_branch", "last_sync", "format",
-                                   "components", "component_rows", "last_error") if data[k] is not None]
+                                   "counts", "components", "component_rows", "last_error")
+            if data.get(k) is not None]
     console.print(table(["field", "value"], rows, title=f"repository {name}"))
+    if data["unresolved_external"]:
+        console.print(table(["plugin", "repository", "version"],
+                            [(e.get("component"), e.get("repository"), e.get("version"))
+                             for e in data["unresolved_external"]],
+                            title="unresolved external plugins (`agentforge sync --follow-external`)"))
     if data["tags"]:
         console.print(table(["tag", "commit", "state", "now at"],
                             [(t["tag"], t["commit"][:12], t["state"], (t["current_commit"] or "")[:12]
@@ -144,7 +171,10 @@ def run_sync(names: list[str] | None) -> list[RepoSyncResult]:
     return results
 
 
-def sync(names: list[str] | None = typer.Argument(None, help="Repositories (default: all)")) -> None:
+def sync(names: list[str] | None = typer.Argument(None, help="Repositories (default: all)"),
+         follow_external: bool = typer.Option(False, "--follow-external",
+                                              help="Register the external plugin sources of synced marketplaces "
+                                                   "as repositories (sync them next)")) -> None:
     """Sync repositories: one batched ref check, then fetch and read only what moved.
 
     The ref check and the records of unchanged or unreachable repositories run here, without
@@ -187,6 +217,21 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
         for r in results:
             for p in r.problems:
                 console.print(f"  ⚠ {r.name}: {p}", markup=False)
+    if follow_external:
+        from agentforge.services.repos import follow_external as follow
+
+        for r in results:
+            if r.status != "synced":
+                continue
+            added, problems = follow(r.name)
+            for a in added:
+                if not STATE.json:
+                    console.print(f"  + {r.name}: external source {a.url} "
+                                  f"{'registered as' if a.created else 'already registered as'} {a.name}",
+                                  markup=False)
+            for p in problems:
+                if not STATE.json:
+                    console.print(f"  ⚠ {r.name}: {p}", markup=False)
     if any(r.status == "failed" for r in results):
         # SystemExit, not typer.Exit: under standalone_mode=False click *returns* an Exit's code,
         # and main() ignores that return value, so typer.Exit(1) would end with status 0.

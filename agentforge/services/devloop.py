@@ -53,6 +53,7 @@ from agentforge.core.merge import (
 from agentforge.core.yamlio import dump_yaml, load_document
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, ConfigError, Conflict, DocumentError, GitError, NotFound
+from agentforge.services.materialise import iter_component_files
 from agentforge.services.sync import open_mirror
 from models import Component, ComponentSyncStatus, SyncOperationStatus, SyncOperationType
 from models import changes as changes_q
@@ -483,7 +484,8 @@ def _original_files(settings: Settings, source: tuple[uuid.UUID, str, str, str])
         if not mirror.has_commit(commit):
             mirror.fetch_commit(commit)
         folder = "" if path in ("", ".") else path
-        return {rel: (data, mode) for rel, data, mode in mirror.iter_files(commit, folder) if mode != "120000"}
+        return {rel: (data, mode) for rel, data, mode in iter_component_files(mirror, commit, folder)
+                if mode != "120000"}
     finally:
         mirror.close()
 
@@ -694,6 +696,7 @@ def plan_pull(name: str, *, to_version: str | None = None, mode: PullMode = "mer
     recover_interrupted(install_path, settings=settings)
     with session_scope(engine) as session:
         row = _installed_row(session, name)
+        _fail_interrupted_pulls(session, row, install_path)
         _checkpoint("plan")
         if row.sync_status == ComponentSyncStatus.CONFLICT:
             raise Conflict(f"{name} has an unresolved pull", code="PULL_CONFLICT",
@@ -730,6 +733,23 @@ def plan_pull(name: str, *, to_version: str | None = None, mode: PullMode = "mer
         plan.operation_id = str(op)
     _remember_seen(install_path)
     return plan
+
+
+def _fail_interrupted_pulls(session: Session, row: Component, install_path: str) -> None:
+    """A pull killed before its swap (no journal) left an IN_PROGRESS row and a staging folder.
+
+    Nothing installed changed then, so the row becomes FAILED and the staging goes. Runs under
+    the installed row's lock, after :func:`recover_interrupted`; a pull whose journal is on
+    disk (it is swapping right now) is left alone.
+    """
+    journal = _read_json(_Paths(install_path).journal).get("operation_id")
+    stale = changes_q.fail_in_progress(session=session, component_id=row.id,
+                                       operation=SyncOperationType.PULL_UPSTREAM,
+                                       error="interrupted before its files were swapped; nothing changed",
+                                       keep=[uuid.UUID(journal)] if journal else [])
+    for op in stale:
+        for leftover in (f".pull-{op}", f".pull-{op}-conflicts"):
+            shutil.rmtree(Path(install_path).parent / leftover, ignore_errors=True)
 
 
 def _merge_text(ours: bytes, base: bytes, theirs: bytes, rel: str, *, favour_ours: bool) -> tuple[bytes, bool]:
@@ -781,9 +801,9 @@ def prepare_pull(plan: PullPlan, *, settings: Settings | None = None) -> PullPre
                 if not mirror.has_commit(commit):
                     mirror.fetch_commit(commit)
             folder = "" if plan.path in ("", ".") else plan.path
-            base = {rel: (data, mode) for rel, data, mode in mirror.iter_files(plan.from_commit, folder)
+            base = {rel: (data, mode) for rel, data, mode in iter_component_files(mirror, plan.from_commit, folder)
                     if mode != "120000"}
-            theirs = {rel: (data, mode) for rel, data, mode in mirror.iter_files(plan.to_commit, folder)
+            theirs = {rel: (data, mode) for rel, data, mode in iter_component_files(mirror, plan.to_commit, folder)
                       if mode != "120000"}
             mirror.pin(plan.to_commit)
         finally:

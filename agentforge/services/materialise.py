@@ -6,6 +6,7 @@ Nothing here checks out a work tree: files come from git objects (``RepositoryMi
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from agentforge.catalogs import component_checksum_at, component_tree, export_component
+from agentforge.catalogs.files import is_file_component
 from agentforge.config import Settings, get_settings
 from agentforge.core.hashing import component_checksum
 from agentforge.core.lockfile import LockedPackage
@@ -66,8 +69,22 @@ def locate_packages(packages: Mapping[str, LockedPackage], *, settings: Settings
 
 
 def package_checksum(mirror: RepositoryMirror, commit: str, path: str) -> str:
+    """FORMATS §5 checksum of a component folder, or of a single-file catalog component
+    (``agents/x.md``: the checksum of a folder holding just that file)."""
     folder = "" if path in ("", ".") else path
+    if folder and is_file_component(mirror, commit, folder):
+        return component_checksum_at(mirror, commit, folder)
     return component_checksum((rel, data) for rel, data, _mode in mirror.iter_files(commit, folder))
+
+
+def iter_component_files(mirror: RepositoryMirror, commit: str, path: str) -> list[tuple[str, bytes, str]]:
+    """``(relative path, bytes, mode)`` of a component as installed: a folder's files, or for a
+    single-file catalog component the one file under its basename (``export_component`` writes it so)."""
+    folder = "" if path in ("", ".") else path
+    if folder and is_file_component(mirror, commit, folder):
+        resolution = mirror.resolve_path(commit, folder)
+        return [(posixpath.basename(folder), mirror.read_blob(commit, folder) or b"", str(resolution.mode))]
+    return list(mirror.iter_files(commit, folder))
 
 
 def verify_and_export(pkg: LockedPackage, source: PackageSource, dest: Path | None, *,
@@ -84,9 +101,10 @@ def verify_and_export(pkg: LockedPackage, source: PackageSource, dest: Path | No
         if not mirror.has_commit(pkg.commit):
             mirror.fetch_commit(pkg.commit)
         folder = "" if source.path in ("", ".") else source.path
-        tree = mirror.tree_id(pkg.commit, folder)
+        # A folder's tree id, or a single-file component's blob id (what the lock records).
+        tree = component_tree(mirror, pkg.commit, folder)
         if tree != pkg.tree:
-            raise LockError(f"{pkg.component} {pkg.version}: the folder {source.path!r} at {pkg.commit[:12]} has "
+            raise LockError(f"{pkg.component} {pkg.version}: the path {source.path!r} at {pkg.commit[:12]} has "
                             f"tree {tree}, the lock says {pkg.tree}", code="TREE_MISMATCH",
                             hint="The lock does not match the repository; re-lock (without --frozen).")
         checksum = package_checksum(mirror, pkg.commit, source.path)
@@ -96,7 +114,7 @@ def verify_and_export(pkg: LockedPackage, source: PackageSource, dest: Path | No
                             hint="Someone edited the lock or the history; re-lock (without --frozen).")
         mirror.pin(pkg.commit)
         if dest is not None:
-            mirror.export(pkg.commit, folder, dest)
+            export_component(mirror, pkg.commit, folder, dest)
     finally:
         mirror.close()
 

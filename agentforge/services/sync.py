@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from agentforge.catalogs import apply_release_tags, catalog_version_from_tag, read_catalog_snapshot, tag_applies_to
 from agentforge.config import Settings, get_settings
 from agentforge.core.constraints import version_from_tag
 from agentforge.core.events import emit
@@ -28,7 +29,7 @@ from agentforge.core.urls import github_owner_repo
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, GitError, is_retryable, redact
 from agentforge.gitops import GitCredentials, RemoteRefs, RepositoryMirror, ls_remote_many
-from agentforge.reader import ComponentRecord, Snapshot, read_snapshot
+from agentforge.reader import ComponentRecord, Snapshot
 from agentforge.services import compose
 from models import ComponentType, TagState
 from models import repositories as repos_q
@@ -207,8 +208,8 @@ def _classify_tags(tags: Mapping[str, str], ledger: Mapping[str, repos_q.LedgerE
     facts = _ReleaseFacts()
     for ref, commit in sorted(tags.items()):
         tag = ref.removeprefix("refs/tags/")
-        if version_from_tag(tag) is None:
-            continue  # not a release tag: ignored
+        if version_from_tag(tag) is None and catalog_version_from_tag(tag) is None:
+            continue  # not a release tag (in any shape we know): ignored
         entry = ledger.get(tag)
         if entry is None:
             facts.new_tags[tag] = (commit, {})
@@ -242,6 +243,22 @@ def _row(repo_id: uuid.UUID, url: str, commit: str, rec: ComponentRecord) -> dic
     )
 
 
+def is_catalog(row: repos_q.ComponentRowFacts) -> bool:
+    """A row read by a catalog adapter (its metadata names the source format), not a native one."""
+    return bool(row.metadata.get("catalog_format"))
+
+
+def forced_format(source_format: str | None) -> str | None:
+    """The format `repo add --format` forced (stored as ``forced:<format>``), or None: detect."""
+    if source_format and source_format.startswith(FORCED_PREFIX):
+        return source_format.removeprefix(FORCED_PREFIX)
+    return None
+
+
+#: ``repositories.source_format`` of a forced format; a detected one is stored bare.
+FORCED_PREFIX = "forced:"
+
+
 def compute_release_flags(
     rows: Sequence[repos_q.ComponentRowFacts], tags_at: Mapping[str, list[str]], tip: str | None,
     commit_time: Mapping[str, float], *, deleted: set[str],
@@ -265,10 +282,18 @@ def compute_release_flags(
                 continue
             tv = version_from_tag(tag)
             if tv is None:
+                # A catalog tag shape (`name--v1.2.0`, `path/1.2.0`): the reader already gave the
+                # components it scopes the tag's version (apply_release_tags), so scope decides.
+                found = catalog_version_from_tag(tag)
+                if found is not None and tag_applies_to(found[0], name=row.name, path=row.path,
+                                                        metadata=row.metadata):
+                    tags.append(tag)
                 continue
             if tv.component is None:
                 tags.append(tag)
-            elif tv.component == row.name:
+            elif tv.component == row.name or (
+                    is_catalog(row) and tag_applies_to(tv.component, name=row.name, path=row.path,
+                                                       metadata=row.metadata)):
                 if str(tv.version) == row.version:
                     tags.append(tag)
                 elif tag not in row.release_tags:
@@ -318,7 +343,7 @@ def sync_repository(repository_id: str, *, settings: Settings | None = None,
             ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
             known = repos_q.known_commits(session=session, repository_id=target.id)
         try:
-            return _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
+            result = _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
         except AgentForgeError as exc:
             message = redact(exc.message)
             with session_scope(engine) as session:
@@ -333,6 +358,16 @@ def sync_repository(repository_id: str, *, settings: Settings | None = None,
                                             error=redact(f"internal error: {type(exc).__name__}: {exc}"),
                                             backoff_seconds=settings.sync_failure_backoff_seconds)
             raise
+        # Still under the sync lock, so the freshly fetched mirror is ours. Imported here:
+        # publish imports this module (open_mirror). A failure to reconcile is reported, not fatal:
+        # the sync itself is recorded and the next sync tries again.
+        from agentforge.services.publish import reconcile_published
+
+        try:
+            reconcile_published(target.id, settings=settings)
+        except AgentForgeError as exc:
+            result.problems.append(redact(f"reconciling published changes: {exc.message}"))
+        return result
 
 
 @dataclass(frozen=True)
@@ -346,6 +381,7 @@ class _Stored:
 def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, engine: Any, stored: _Stored,
                  remote: RemoteRefs | None) -> RepoSyncResult:
     mirror = open_mirror(settings, target.id, target.url)
+    fmt = forced_format(target.source_format)  # None: detect at every commit read
     try:
         fetch = mirror.fetch(remote)  # creates the mirror when missing
         refs = fetch.refs
@@ -374,9 +410,12 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         labels.setdefault(tip, branch)
         snapshots: dict[str, Snapshot] = {}
         for commit in sorted(set(labels) - stored.known):
-            snapshots[commit] = read_snapshot(mirror, commit, label=labels[commit])
+            snapshots[commit] = _tagged(read_catalog_snapshot(mirror, commit, label=labels[commit], format=fmt),
+                                        facts.tags_at.get(commit, []))
         # A known tip: its components are stored; only the manifest and compositions are re-read.
-        tip_snapshot = snapshots.get(tip) or read_snapshot(mirror, tip, label=branch, read_components=False)
+        tip_snapshot = snapshots.get(tip) or _tagged(
+            read_catalog_snapshot(mirror, tip, label=branch, format=fmt, read_components=False),
+            facts.tags_at.get(tip, []))
         if tip_snapshot.fatal:
             raise AgentForgeError(tip_snapshot.fatal, code="MANIFEST_INVALID",
                                   hint="Fix the manifest on the default branch and push; then sync again.")
@@ -402,7 +441,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         # Release flags are computed over the stored rows and the new ones together, so new rows
         # are inserted with their final flags and only stored rows whose flags change are updated.
         new_facts = [repos_q.ComponentRowFacts(r["id"], r["name"], r["version"], r["commit_hash"], r["tree_hash"],
-                                               (), False, False) for r in new_rows]
+                                               (), False, False, r["path"], r["metadata_"] or {}) for r in new_rows]
         flags, flag_problems = compute_release_flags([*existing, *new_facts], facts.tags_at, tip, commit_time,
                                                      deleted=set(facts.deleted))
         for r in new_rows:
@@ -428,12 +467,29 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             session=session, repository_id=target.id, operation_id=op_id, refs=_release_relevant(refs),
             head=branch, default_branch=branch, manifest=tip_snapshot.manifest,
             manifest_hash=tip_snapshot.manifest_hash, target_commit=tip, message=message,
-            problems=[redact(p) for p in problems], source_format="forge" if tip_snapshot.manifest else "scan",
+            problems=[redact(p) for p in problems], source_format=_source_format(fmt, tip_snapshot),
         )
         repos_q.mark_outdated_installed(session=session, repository_id=target.id)
         _after_sync_hooks(session, target, tip, tip_snapshot)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
                           commit=tip, message=message, problems=problems)
+
+
+def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:
+    """A catalog snapshot with its versions set by the release tags (the tag names the release).
+    Native (forge) snapshots are left alone: there a tag whose version disagrees with the
+    manifest is skipped and reported by :func:`compute_release_flags`, as before."""
+    return apply_release_tags(snapshot, tags) if (snapshot.manifest or {}).get("catalog") else snapshot
+
+
+def _source_format(forced: str | None, tip: Snapshot) -> str:
+    """What ``repositories.source_format`` records: a forced format keeps its ``forced:`` prefix
+    (so the next sync forces it again); otherwise the detected catalog format, else forge/scan."""
+    if forced is not None:
+        return FORCED_PREFIX + forced
+    catalog = (tip.manifest or {}).get("catalog")
+    detected = catalog.get("format") if isinstance(catalog, dict) else None
+    return str(detected) if detected else ("forge" if tip.manifest else "scan")
 
 
 def _after_sync_hooks(session: Any, target: RepoSyncTarget, tip: str, snapshot: Snapshot) -> None:

@@ -1,0 +1,135 @@
+"""Catalog repositories end to end: repo add, sync, ls/show, lock, install --frozen (real git, real database)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentforge.db import get_engine, session_scope
+from agentforge.errors import LockError
+from agentforge.services import install as install_svc
+from agentforge.services import lock as lock_svc
+from agentforge.services import trust
+from agentforge.services.repos import add_repository
+from agentforge.services.settings import set_value
+from tests.catalogs.conftest import js, md
+from tests.cli.helpers import cli
+from tests.lock.conftest import Library, lib  # noqa: F401  (the fixture)
+
+REVIEWER = md("name: reviewer\ndescription: Reviews diffs: carefully\nmodel: sonnet\n", "You review code.\n")
+
+
+def marketplace_files() -> dict[str, str | bytes | None]:
+    return {
+        ".claude-plugin/marketplace.json": js({
+            "name": "acme", "owner": {"name": "Acme"},
+            "plugins": [{"name": "review", "source": "./plugins/review"},
+                        {"name": "remote", "source": {"source": "url", "url": "file:///nowhere/remote.git",
+                                                      "sha": "b" * 40}}]}),
+        "plugins/review/.claude-plugin/plugin.json": js({"name": "review", "version": "1.2.0"}),
+        "plugins/review/agents/reviewer.md": REVIEWER,
+        "plugins/review/commands/review.md": md("description: Run a review\n", "Use subagent_type: reviewer.\n"),
+    }
+
+
+def skills_files() -> dict[str, str | bytes | None]:
+    return {
+        "skills/lint/SKILL.md": md("name: lint\ndescription: Lint things\nmetadata:\n  version: 1.0.0\n", "Lint.\n"),
+        "skills/lint/scripts/run.py": "print('lint')\n",
+        "skills/fmt/SKILL.md": md("name: fmt\ndescription: Format things\n", "Format.\n"),
+    }
+
+
+def _lock_and_install(name: str, tmp_path: Path) -> tuple[lock_svc.ResolveOutcome, Path]:
+    path = tmp_path / f"{name}-lock.yaml"
+    out = lock_svc.resolve_root(name)
+    lock_svc.write_lock_file(path, out.text)
+    frozen = lock_svc.verify_lock_for_install(name, path, include_dev=False)  # what install --frozen does
+    target = tmp_path / f"installed-{name}"
+    install_svc.install_lock(frozen, target=target)
+    return out, target
+
+
+def test_marketplace_and_skills_sync_lock_install(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    lib.repo("acme", files=marketplace_files(), tag=None)
+    skills = lib.repo("skills", files=skills_files(), tag=None)
+    skills.tag("lint--v1.2.0")  # releases lint only (fmt has no version and no tag)
+    lib.sync()
+
+    rows = {(r[0], r[1]): r[2:] for r in lib.q(
+        "SELECT r.name, c.name, c.type::text, c.version, c.is_release, c.path FROM components c "
+        "JOIN repositories r ON r.id = c.repository_id")}
+    assert rows[("acme", "reviewer")][:3] == ("AGENT", "1.2.0", True)
+    assert rows[("acme", "reviewer")][3] == "plugins/review/agents/reviewer.md"
+    assert rows[("skills", "lint")][:3] == ("PROMPT", "1.2.0", True)
+    assert rows[("skills", "fmt")][2] is False
+    formats = dict(lib.q("SELECT name, source_format FROM repositories"))
+    assert formats == {"acme": "claude-marketplace", "skills": "agent-skills"}
+
+    # ls / show / repo show through the real CLI.
+    res = cli("--json", "ls", "--type", "agent")
+    assert res.code == 0, res.err
+    assert [c["name"] for c in res.json()] == ["reviewer"]
+    res = cli("--json", "show", "reviewer")
+    assert res.code == 0, res.err and "Reviews diffs: carefully" in res.out
+    res = cli("--json", "repo", "show", "acme")
+    assert res.code == 0, res.err
+    shown = res.json()
+    assert shown["format"] == "claude-marketplace" and shown["format_counts"]["agent"] == 1
+    assert [e["repository"] for e in shown["unresolved_external"]] == ["file:///nowhere/remote.git"]
+
+    # A single-file agent: the file is the component; checksums verified at install.
+    out, target = _lock_and_install("reviewer", tmp_path)
+    pkg = next(p for p in out.lock.packages.values() if p.component == "reviewer")
+    assert (target / "reviewer" / "reviewer.md").read_text() == REVIEWER
+    assert json.loads((target / ".forge" / "reviewer.json").read_text())["checksum"] == pkg.checksum
+    # A skill folder, released by the name--v tag.
+    out, target = _lock_and_install("lint", tmp_path)
+    pkg = next(p for p in out.lock.packages.values() if p.component == "lint")
+    assert pkg.version == "1.2.0"
+    assert (target / "lint" / "scripts" / "run.py").read_text() == "print('lint')\n"
+    assert (target / "lint" / "SKILL.md").exists()
+
+
+def test_single_file_checksum_mismatch_is_refused(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    lib.repo("acme", files=marketplace_files(), tag=None)
+    lib.sync()
+    path = tmp_path / "lock.yaml"
+    out = lock_svc.resolve_root("reviewer")
+    key = next(k for k, p in out.lock.packages.items() if p.component == "reviewer")
+    tampered = out.text.replace(out.lock.packages[key].checksum, "sha256:" + "0" * 64)
+    lock_svc.write_lock_file(path, tampered)
+    # --frozen checks the lock against the mirror's single file before installing anything.
+    with pytest.raises(LockError) as info:
+        lock_svc.verify_lock_for_install("reviewer", path, include_dev=False)
+    assert "reviewer 1.2.0: checksum" in info.value.message and "0" * 64 in info.value.message
+    assert not (tmp_path / "t").exists()
+
+
+def test_forced_format_and_invalid_format(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    # A marketplace repository read as plain agent-skills: the marketplace is ignored.
+    handle = lib.repo("both", files={**marketplace_files(), **skills_files()}, tag=None, register=False)
+    added = add_repository(handle.url, name="both", format="agent-skills")
+    assert added.format == "agent-skills"
+    lib.sync()
+    names = {r[0] for r in lib.q("SELECT name FROM components")}
+    assert {"lint", "fmt"} <= names and "reviewer" not in names
+    assert lib.q("SELECT source_format FROM repositories")[0][0] == "forced:agent-skills"
+    res = cli("--json", "repo", "show", "both")
+    assert res.code == 0 and res.json()["format"] == "agent-skills" and res.json()["format_forced"] is True
+    res = cli("repo", "add", handle.url, "--name", "other", "--format", "nonsense")
+    assert res.code == 2 and "nonsense" in res.err
+
+
+def test_untrusted_repository_needs_signatures(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    handle = lib.repo("skills", files=skills_files(), tag=None, register=False)
+    assert add_repository(handle.url, name="skills", untrusted=True).trusted is False
+    lib.sync()
+    with pytest.raises(trust.SignatureRefused) as info:
+        lock_svc.resolve_root("lint")
+    assert info.value.code == "SIGNATURE_REQUIRED"
+    with session_scope(get_engine()) as session:
+        set_value("allow_unsigned_components", "true", session=session)
+    assert lock_svc.resolve_root("lint").lock.packages
