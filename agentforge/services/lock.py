@@ -118,7 +118,7 @@ class _Row:
     repository_url: str
 
 
-def _component_rows_query(repository_id: uuid.UUID) -> sa.Select[Any]:
+def _component_rows_query(repository_id: uuid.UUID) -> Any:
     """Every column the index reads for one repository's rows (bench/resolve.py times it alone)."""
     # The type as text: converting 40,000 values to the Python enum costs more than the query.
     # Only the dependency-bearing part of each definition, as text: decoding 40,000 whole JSONB
@@ -399,6 +399,14 @@ def resolve_root(
     (:func:`agentforge.services.trust.enforce_signatures`) and record ``verified``/``signing_key``.
     """
     settings = settings or get_settings()
+    if (previous is not None and previous_text is not None and upgrade is None and pins is not None
+            and dict(pins) == {k: p.commit for k, p in previous.packages.items()}):
+        unchanged = _unchanged_lock(root_text, previous, include_dev=include_dev, force_kind=force_kind,
+                                    verify=compute_checksums if verify_signatures is None else verify_signatures,
+                                    settings=settings)
+        if unchanged is not None:
+            return ResolveOutcome(lock=previous, text=previous_text, kept_pins=len(previous.packages),
+                                  composition_id=unchanged or None)
     with session_scope(get_engine(settings)) as session:
         index = PostgresCandidateIndex(session)
         spec = parse_root(root_text, session=session, force_kind=force_kind)
@@ -422,6 +430,73 @@ def resolve_root(
         text = render_lock(lock) if render else ""  # render=False: the caller renders (bench, deps)
     return ResolveOutcome(lock=lock, text=text, skipped=skipped, kept_pins=kept,
                           composition_id=str(ctx.composition_id) if ctx.composition_id else None)
+
+
+def _unchanged_lock(root_text: str, previous: LockFile, *, include_dev: bool, force_kind: str | None,
+                    verify: bool, settings: Settings) -> str | None:
+    """The re-lock fast path: None unless re-resolving would reproduce ``previous`` exactly.
+
+    That holds when the inputs hash the same (root definition and constraints), every pinned
+    commit is still a usable release (present, not a reused version, repository active, no moved
+    tag: the resolver would keep each pin) and — for a component root — no newer release of the
+    root exists. Pinned commits are immutable, so their dependencies are what the lock was built
+    from. Returns the composition id ("" for a component root). A few queries instead of loading
+    every candidate: a re-lock with nothing changed stays cheap on a large index.
+    """
+    with session_scope(get_engine(settings)) as session:
+        spec = parse_root(root_text, session=session, force_kind=force_kind)
+        if previous.root.name != spec.name:
+            return None
+        composition_id = ""
+        if spec.kind == "composition":
+            comp = session.scalar(sa.select(Composition).where(Composition.name == spec.name))
+            if comp is None or previous.root.kind != "Composition":
+                return None
+            definition: dict[str, Any] = comp.definition
+            specs = parse_composition(definition, source=f"composition {spec.name}").dependencies()
+            hash_inputs: list[Any] = [*specs, *(["--dev"] if include_dev else [])]
+            composition_id = str(comp.id)
+        else:
+            root_pkg = next((p for p in previous.packages.values() if p.dependency_type == "root"), None)
+            if root_pkg is None:
+                return None
+            newest = session.execute(sa.select(Component.version).where(
+                Component.repository_url == root_pkg.repository, Component.name == root_pkg.component,
+                Component.is_release.is_(True), Component.is_reused_version.is_(False))).scalars().all()
+            if not newest or max(newest, key=sort_key) != root_pkg.version:
+                return None
+            found = session.scalar(sa.select(Component.definition).where(
+                Component.repository_url == root_pkg.repository, Component.name == root_pkg.component,
+                Component.commit_hash == root_pkg.commit))
+            if found is None:
+                return None
+            definition = found
+            specs = parse_component(definition, source=f"{spec.name} {root_pkg.version}").dependencies()
+            hash_inputs = [*specs, f"root:{spec.label}", *(["--dev"] if include_dev else [])]
+        if compute_content_hash(definition, hash_inputs) != previous.content_hash:
+            return None
+        wanted = [(p.repository, p.component, p.commit) for p in previous.packages.values()]
+        rows = session.execute(
+            sa.select(Component.is_release, Component.is_reused_version, Repository.is_active, Component.commit_hash,
+                      Component.repository_id)
+            .join(Repository, Repository.id == Component.repository_id)
+            .where(sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(wanted))).all()
+        if len(rows) != len(wanted) or not all(r[0] and not r[1] and r[2] for r in rows):
+            return None
+        moved = session.scalar(sa.select(sa.func.count()).select_from(RepositoryTag).where(
+            RepositoryTag.state == TagState.MOVED,
+            RepositoryTag.repository_id.in_({r[4] for r in rows}),
+            RepositoryTag.first_commit.in_({r[3] for r in rows})))
+        if moved:
+            return None
+    if verify:
+        from agentforge.services.trust import enforce_signatures
+
+        packages = {k: p.model_copy(update={"verified": None, "signing_key": None})
+                    for k, p in previous.packages.items()}
+        if enforce_signatures(packages, settings=settings) != previous.packages:  # refuses as a lock would
+            return None
+    return composition_id
 
 
 def _lock_packages(resolution: Resolution, index: PostgresCandidateIndex) -> dict[str, LockedPackage]:

@@ -148,3 +148,31 @@ def test_bad_commit_hex_is_lock_invalid(chain: Library, tmp_path: Path) -> None:
     with pytest.raises(LockError) as info:
         lock_svc.check_lock("app", path)
     assert info.value.code == "LOCK_INVALID" and "commit" in info.value.message and str(path) in info.value.message
+
+
+def test_relock_fast_path_reproduces_the_resolution_and_steps_aside(chain: Library, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from agentforge.errors import ResolutionError
+
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    existing = lock_svc.read_existing_lock(path)
+
+    def relock() -> lock_svc.ResolveOutcome:
+        return lock_svc.resolve_root("app", pins=existing.pins, previous=existing.lock, previous_text=existing.text)
+
+    fast = relock()
+    assert fast.text == existing.text and fast.kept_pins == 3
+    full = lock_svc.resolve_root("app", previous=existing.lock)  # no pins: the resolver runs
+    assert full.lock == fast.lock
+    # A newer root release: the root may move, so the resolver decides (here: app 1.1.0).
+    chain.release("tools", {"app": ("1.1.0", {"b": "^1", "c": "^1"}), "b": "1.0.0", "c": "1.0.0"}, "v1.1.0")
+    chain.sync()
+    moved = relock()
+    assert next(p.version for p in moved.lock.packages.values() if p.component == "app") == "1.1.0"
+    # A disabled repository is never hidden behind an unchanged lock.
+    with chain.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE repositories SET is_active = false"))
+    with pytest.raises(ResolutionError, match="disabled"):
+        relock()
