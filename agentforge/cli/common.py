@@ -40,15 +40,18 @@ def current_user_id() -> str:
     return os.environ.get("AGENTFORGE_USER") or getpass.getuser()
 
 
-def prepare_prefect() -> None:
-    """Environment for Prefect, set before its first import: quiet unless --verbose, no telemetry."""
+def prepare_prefect(*, quiet: bool = True) -> None:
+    """Environment for Prefect, set before its first import: quiet unless --verbose, no telemetry.
+
+    ``quiet=False`` (long-running workers: `serve`, `webhook serve`) keeps Prefect's own logging
+    settings, so their run logs show what each worker did."""
     from agentforge.cli.output import STATE
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The in-process API takes ~5 s to start on an idle machine; far longer on a loaded one.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    if not STATE.verbose:
+    if quiet and not STATE.verbose:
         # A failing task is logged by Prefect at ERROR with a traceback; the CLI prints the same
         # error itself as `agentforge: CODE` + hint, so without --verbose Prefect logs only CRITICAL.
         os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"

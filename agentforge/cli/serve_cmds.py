@@ -15,7 +15,7 @@ def serve(
     no_schedule: bool = typer.Option(False, "--no-schedule", help="Register sync-all without its cron schedule"),
 ) -> None:
     """Serve every AgentForge flow as a Prefect deployment (runs from the UI, schedules, webhooks)."""
-    prepare_prefect()
+    prepare_prefect(quiet=False)
     engine()  # migrate before the first run needs the schema
     from agentforge.config import get_settings
     from deployments.serve import build_deployments, ensure_github_concurrency_limit
@@ -36,7 +36,7 @@ def webhook_serve(
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port (default: settings.webhook_port)"),
 ) -> None:
     """Receive GitHub push / merged pull_request events at POST /webhooks/github."""
-    prepare_prefect()
+    prepare_prefect(quiet=False)
     engine()
     from agentforge.config import get_settings
     from agentforge.webhook import serve as serve_webhooks
