@@ -181,6 +181,16 @@ def finish_operation(*, session: Session, operation_id: uuid.UUID, status: SyncO
     session.execute(sa.update(SyncOperation).where(SyncOperation.id == operation_id).values(**values))
 
 
+def fail_in_progress(*, session: Session, component_id: uuid.UUID, operation: SyncOperationType,
+                     error: str, keep: Sequence[uuid.UUID] = ()) -> list[uuid.UUID]:
+    """Mark the component's IN_PROGRESS operations of one type FAILED (their process died); their ids."""
+    query = sa.update(SyncOperation).where(
+        SyncOperation.component_id == component_id, SyncOperation.operation == operation,
+        SyncOperation.status == SyncOperationStatus.IN_PROGRESS, SyncOperation.id.not_in(list(keep)),
+    ).values(status=SyncOperationStatus.FAILED, error_message=error, completed_at=datetime.now(UTC))
+    return list(session.scalars(query.returning(SyncOperation.id)).all())
+
+
 def operation_status(*, session: Session, operation_id: uuid.UUID) -> SyncOperationStatus | None:
     return session.scalar(sa.select(SyncOperation.status).where(SyncOperation.id == operation_id))
 
