@@ -135,7 +135,7 @@ def ensure_database_exists(url: URL) -> None:
             return
     except sa_exc.OperationalError as exc:
         if "does not exist" not in str(exc):
-            raise _unreachable(url, exc) from None
+            raise unreachable_error(url, exc) from None
     finally:
         probe.dispose()
     admin = sa.create_engine(url.set(database="postgres"), poolclass=sa.pool.NullPool,
@@ -150,7 +150,7 @@ def ensure_database_exists(url: URL) -> None:
         admin.dispose()
 
 
-def _unreachable(url: URL, exc: BaseException) -> DatabaseUnreachable:
+def unreachable_error(url: URL, exc: BaseException) -> DatabaseUnreachable:
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
     return DatabaseUnreachable(
         f"cannot reach the database at {masked(url)}: {detail}",
@@ -206,7 +206,7 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.commit()
     except sa_exc.OperationalError as exc:
         session.rollback()
-        raise _unreachable(engine.url, exc) from exc
+        raise unreachable_error(engine.url, exc) from exc
     except BaseException:
         session.rollback()
         raise
@@ -221,7 +221,7 @@ def check_connection(engine: Engine) -> dict[str, Any]:
             version = conn.execute(sa.text("SHOW server_version")).scalar_one()
             database = conn.execute(sa.text("SELECT current_database()")).scalar_one()
     except sa_exc.OperationalError as exc:
-        raise _unreachable(engine.url, exc) from None
+        raise unreachable_error(engine.url, exc) from None
     except sa_exc.DBAPIError as exc:
         raise DatabaseError(f"database error: {exc.orig}") from None
     return {"server_version": str(version), "database": str(database)}

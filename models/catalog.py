@@ -85,7 +85,7 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
         for row, repo_name in session.execute(stmt)
     ]
     if not out:
-        similar = session.scalars(sa.select(sa.distinct(c.name)).where(c.name.ilike(f"%{name[:20]}%")).limit(5)).all()
+        similar = session.scalars(sa.select(c.name).distinct().where(c.name.ilike(f"%{name[:20]}%")).limit(5)).all()
         raise NotFound(f"no component named {name!r}" + (f" in repository {repository!r}" if repository else ""),
                        hint=("Did you mean: " + ", ".join(similar)) if similar else
                        "`agentforge ls` lists what is synced; `agentforge sync` fetches new releases.")

@@ -72,12 +72,35 @@ def _drop_database() -> None:
     admin.dispose()
 
 
+def _stop_embedded_server() -> None:
+    """The embedded server this session started (if any) must not outlive the session."""
+    import signal
+
+    pidfile = _SESSION_TMP / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+    except ProcessLookupError:
+        return
+    import time
+
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         _drop_database()
     finally:
-        if os.environ.get("AGENTFORGE_TEST_DATABASE_URL"):
-            shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+        _stop_embedded_server()
+        shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,16 @@ from agentforge.config import get_settings
 @lru_cache(maxsize=1)
 def engine() -> Engine:
     """The configured database, migrated to the code's head (auto-upgrade; newer → error)."""
-    from agentforge.db import get_engine
+    from sqlalchemy import exc as sa_exc
+
+    from agentforge.db import get_engine, unreachable_error
     from models.migrate import ensure_schema
 
     eng = get_engine(get_settings())
-    ensure_schema(eng, auto_upgrade=True)
+    try:
+        ensure_schema(eng, auto_upgrade=True)
+    except sa_exc.OperationalError as exc:
+        raise unreachable_error(eng.url, exc) from None
     return eng
 
 

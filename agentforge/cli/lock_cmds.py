@@ -49,8 +49,12 @@ def lock(
             # which turns typer.Exit into a return value that would be lost.
             sys.exit(1)
         return
-    _prepare_flows()
     engine()
+    from agentforge.services.lock import ensure_root_known, read_existing_lock
+
+    ensure_root_known(root)  # a typo fails in a second, before Prefect starts
+    read_existing_lock(output)  # so does a lock file that cannot be read (conflict markers are fine)
+    _prepare_flows()
     from agentforge.cli.config_cmds import auto_sync_before
 
     auto_sync_before("lock")
@@ -73,8 +77,16 @@ def install(
     target: Path | None = typer.Option(None, "--target", help="Install here instead of the install root"),
 ) -> None:
     """Install ROOT's locked components (files at exact commits, checksums verified)."""
-    _prepare_flows()
     engine()
+    from agentforge.errors import LockError
+    from agentforge.services.lock import ensure_root_known, read_existing_lock
+
+    ensure_root_known(root)
+    if frozen and not lock_file.exists():
+        raise LockError(f"{lock_file} does not exist; --frozen installs only what a lock says",
+                        code="LOCK_MISSING", hint=f"Run `agentforge lock {root}` first, or drop --frozen.")
+    read_existing_lock(lock_file)
+    _prepare_flows()
     from agentforge.cli.config_cmds import auto_sync_before
 
     auto_sync_before("install")

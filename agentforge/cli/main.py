@@ -47,6 +47,20 @@ def _register_optional() -> None:
     register(app)
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """click's own exceptions, or the copy of click that newer typer versions bundle."""
+    import click
+
+    classes: list[type] = [click.exceptions.ClickException]
+    try:
+        from typer._click import exceptions as bundled  # typer >= 0.26 vendors click
+
+        classes.append(bundled.ClickException)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(classes))
+
+
 def run() -> None:
     # --json / --verbose are global and accepted anywhere on the line (before a bare "--").
     argv = sys.argv[1:]
@@ -71,11 +85,9 @@ def run() -> None:
         sys.stderr.write("Interrupted.\n")
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(exc, "exit_code", 2))
         sys.exit(print_error(exc))
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -81,6 +81,10 @@ def import_file(path: Path, *, settings: Settings | None = None) -> ImportOutcom
     next sync would silently undo it): the user is pointed at `compose override`.
     """
     doc, definition = read_composition_file(path)
+    from agentforge.core.constraints import parse_constraint
+
+    for dep in doc.dependencies():  # a constraint that can never parse is refused now, not at lock time
+        parse_constraint(dep.version, declared_by=f"{path}: spec.dependencies.{dep.group} {dep.component}")
     with session_scope(get_engine(settings)) as session:
         existing = comp_q.find_composition(doc.name, session=session)
         if existing is None:

@@ -95,6 +95,23 @@ def parse_root(text: str, *, session: Session, force_kind: str | None = None) ->
     return RootSpec(kind="component", name=name, constraint=constraint or "*", repository=repository)
 
 
+def ensure_root_known(root_text: str, *, settings: Settings | None = None) -> RootSpec:
+    """Fail fast (before any flow starts) when ROOT names nothing that is synced."""
+    settings = settings or get_settings()
+    with session_scope(get_engine(settings)) as session:
+        spec = parse_root(root_text, session=session)
+        if spec.kind == "component":
+            query = sa.select(Component.id).where(Component.name == spec.name).limit(1)
+            if spec.repository:
+                query = query.join(Repository, Repository.id == Component.repository_id).where(
+                    sa.or_(Repository.name == spec.repository, Repository.url.like(f"%{spec.repository}")))
+            if session.scalar(query) is None:
+                raise NotFound(f"no component or composition named {spec.label!r} in the synced data",
+                               hint="`agentforge ls` lists components, `agentforge compose ls` compositions; "
+                                    "`agentforge sync` fetches new releases.")
+    return spec
+
+
 # --- the candidate index ----------------------------------------------------------------------
 
 
@@ -277,6 +294,11 @@ class PostgresCandidateIndex:
         repo = self.repos.get(repo_key)
         if repo is None:
             ref = self._unknown_refs.get(key, repo_key.removeprefix("unregistered:"))
+            if ref in ("?", "(no repository named)"):
+                # No `repository:` given and no registered repository offers the name.
+                return (f"no registered repository offers a component named {name!r}",
+                        "Name its repository in the dependency (`repository:`), or `agentforge repo add URL` "
+                        "the repository that has it and `agentforge sync`.")
             return (f"repository {ref} (needed for {name}) is not registered",
                     f"Register it: `agentforge repo add {ref}` then `agentforge sync`.")
         if not repo.active:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from pydantic import BaseModel
@@ -41,6 +42,11 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
     if format is not None and format not in FORMATS:
         raise AgentForgeError(f"--format {format!r} is not a known catalog format", code="FORMAT_UNKNOWN",
                               hint=f"Use one of: {', '.join(FORMATS)} (or leave it out to detect).")
+    if not raw_url.startswith(("/", "file:", "http", "git@")) and os.path.isdir(raw_url):
+        # `owner/repo` is GitHub shorthand; a relative folder of the same shape is almost surely meant.
+        raise AgentForgeError(f"{raw_url!r} reads as the GitHub repository github.com/{raw_url}, but it is also a "
+                              "folder here", code="URL_AMBIGUOUS",
+                              hint=f"For the local folder use its absolute path: {os.path.abspath(raw_url)}")
     url = normalise_repository_url(raw_url, allow_insecure=allow_insecure)
     repo_name = name or default_repository_name(url)
     if not _NAME_RE.match(repo_name):
