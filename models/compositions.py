@@ -142,6 +142,15 @@ def add_deployment(*, session: Session, composition_id: uuid.UUID, instance_id: 
     return row.id
 
 
+def fail_unfinished_deployments(instance_id: uuid.UUID, *, session: Session, keep: uuid.UUID, error: str) -> int:
+    """Deploys of the instance still IN_PROGRESS besides ``keep``: their process died; FAILED now."""
+    result = session.execute(sa.update(Deployment).where(
+        Deployment.instance_id == instance_id, Deployment.id != keep,
+        Deployment.status == DeploymentStatus.IN_PROGRESS,
+    ).values(status=DeploymentStatus.FAILED, error_message=error, completed_at=now()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def finish_deployment(deployment_id: uuid.UUID, status: DeploymentStatus, *, session: Session,
                       error_message: str | None = None) -> None:
     row = session.get(Deployment, deployment_id)

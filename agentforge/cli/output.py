@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 
 from agentforge.errors import AgentForgeError, redact
@@ -174,12 +175,40 @@ def emit(data: Any, human: Any = None) -> None:
         console.print(human if human is not None else data)
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
+#: Above this many rows a table is printed as plain aligned columns: rich's table layout
+#: measures and wraps every cell in Python and took ~90% of `agentforge ls` over 10,000 rows.
+PLAIN_TABLE_ROWS = 500
+
+
+class PlainTable:
+    """Aligned columns written line by line (no measuring, wrapping or box drawing)."""
+
+    def __init__(self, columns: Sequence[str], rows: list[list[str]], title: str | None) -> None:
+        self.columns, self.rows, self.title = list(columns), rows, title
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterable[Segment]:
+        widths = [max([len(c), *(len(r[i]) for r in self.rows)]) for i, c in enumerate(self.columns)]
+
+        def line(cells: Sequence[str]) -> Segment:
+            return Segment("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
+
+        if self.title:
+            yield Segment(self.title + "\n")
+        yield line(self.columns)
+        yield line(["-" * w for w in widths])
+        for row in self.rows:
+            yield line(row)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table | PlainTable:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if len(cells) > PLAIN_TABLE_ROWS:
+        return PlainTable(columns, cells, title)
     t = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
         t.add_column(col, overflow="fold")
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+    for row in cells:
+        t.add_row(*row)
     return t
 
 

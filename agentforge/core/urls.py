@@ -126,8 +126,20 @@ def _file_url(raw: str, path: str) -> str:
     return "file://" + posixpath.normpath("/" + "/".join(segments))
 
 
+#: Longest normalised URL accepted: the width of the ``repositories.url`` column (a longer one
+#: would only fail later, as an internal database error).
+MAX_URL_LENGTH = 500
+
+
 def normalise_repository_url(raw: str, *, allow_insecure: bool = False) -> str:
     """Validate a repository reference and return its one normalised form (see module doc)."""
+    url = _normalise(raw, allow_insecure=allow_insecure)
+    if len(url) > MAX_URL_LENGTH:
+        raise _fail(raw, f"is longer than {MAX_URL_LENGTH} characters once normalised")
+    return url
+
+
+def _normalise(raw: str, *, allow_insecure: bool) -> str:
     if not isinstance(raw, str):
         raise UrlError(f"repository URL must be a string, got {type(raw).__name__}", hint=_FORMS_HINT)
     _check_characters(raw)
@@ -149,7 +161,7 @@ def normalise_repository_url(raw: str, *, allow_insecure: bool = False) -> str:
             raise _fail(
                 raw,
                 "plain http:// is insecure and not allowed",
-                hint="Use https://, or allow insecure repositories explicitly in the settings.",
+                hint="Use https://, or pass --allow-insecure to `agentforge repo add` if you trust the network.",
             )
         try:
             parts = urlsplit(raw)

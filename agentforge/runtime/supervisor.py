@@ -28,6 +28,7 @@ __all__ = [
     "SERVER_MODULE",
     "InstanceProcess",
     "find_free_port",
+    "instance_pids",
     "is_alive",
     "start_instance",
     "stop_instance",
@@ -167,6 +168,31 @@ def is_alive(pid: int, *, bundle_dir: Path | None = None) -> bool:
     if bundle_dir is not None:
         return str(bundle_dir.resolve()).encode() in argv
     return True
+
+
+def instance_pids(instance_id: str) -> list[int]:
+    """Live runtime servers started for ``instance_id`` (``--instance-id`` in /proc/<pid>/cmdline).
+
+    Finds processes nothing records any more — a candidate whose deploy was killed before the
+    switch, or an old process whose stop never ran — so a later deploy can stop them. Empty
+    without procfs.
+    """
+    pids: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    wanted = [b"--instance-id", instance_id.encode()]
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if SERVER_MODULE.encode() in argv and any(argv[i:i + 2] == wanted for i in range(len(argv) - 1)) \
+                and _proc_state(int(entry.name)) not in ("Z", "X", None):
+            pids.append(int(entry.name))
+    return sorted(pids)
 
 
 def wait_ready(

@@ -22,6 +22,7 @@ Nothing here imports Prefect: lifecycle commands (`instance start|stop|health`) 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from pydantic import BaseModel
 from agentforge.config import Settings, get_settings
 from agentforge.core.deepmerge import deep_merge, get_path, parse_path, parse_set_arguments, set_path
 from agentforge.core.documents import CompositionDocument, parse_composition
+from agentforge.core.faults import checkpoint
 from agentforge.core.hashing import component_checksum, sha256_hex
 from agentforge.core.lockfile import LockFile, render_lock
 from agentforge.db import database_url, get_engine, session_scope
@@ -224,12 +226,27 @@ def _verify_bundle(folder: Path, lock: LockFile, lock_hash: str) -> list[str]:
 
 def build_bundle(name: str, environment: str, lock: LockFile, *, settings: Settings | None = None) -> BundleInfo:
     """The immutable bundle of (composition, lock, environment), built once and re-verified on reuse."""
-    from agentforge.services.materialise import materialise
-
     settings = settings or get_settings()
     components_of_lock(lock)  # two components of one name cannot share components/<name>
     lock_hash = lock_hash_of(lock)
     final = _bundle_dir(settings, name, lock_hash, environment)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Builders of one bundle take turns (the kernel drops the lock of a killed one), so the
+    # staging folders of builds that died can be removed here without touching a live one.
+    locks = settings.home / "locks"  # outside bundles/, whose folders are the bundles themselves
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"bundle-{name}-{final.name}.lock").open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        for stale in final.parent.glob(f".{final.name}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        return _build_bundle_locked(name, environment, lock, lock_hash, final, settings)
+
+
+def _build_bundle_locked(name: str, environment: str, lock: LockFile, lock_hash: str, final: Path,
+                         settings: Settings) -> BundleInfo:
+    from agentforge.services.materialise import materialise
+
     if final.exists():
         problems = _verify_bundle(final, lock, lock_hash)
         if not problems:
@@ -247,6 +264,7 @@ def build_bundle(name: str, environment: str, lock: LockFile, *, settings: Setti
         (staging / BUNDLE_MANIFEST).write_text(json.dumps(
             {"composition": name, "environment": environment, "lock_hash": lock_hash,
              "content_hash": lock.content_hash}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        checkpoint("deploy.bundle")
         try:
             staging.rename(final)
         except OSError:
@@ -430,10 +448,13 @@ def prepare_deployment(name: str, environment: str, instance_name: str, lock: Lo
                                               environment=environment, lock_hash=bundle.lock_hash,
                                               lock_file=lock.model_dump(mode="json"), bundle_path=bundle.path)
         row.status = InstanceStatus.UPDATING if previous else InstanceStatus.STARTING
+        comp_q.fail_unfinished_deployments(row.id, session=session, keep=deployment_id,
+                                           error="interrupted: the deploying process died before it finished")
         row.environment = environment
         row.error_message = None
         if previous is None:
             row.pid = None
+    checkpoint("deploy.intent")
     resolved_path = _instance_dir(settings, instance_id) / str(deployment_id) / "resolved.json"
     _write_json(resolved_path, resolved_doc)
     with session_scope(get_engine(settings)) as session:
@@ -471,10 +492,14 @@ def start_candidate(plan: DeployPlan, *, settings: Settings | None = None) -> St
     if plan.unchanged and plan.previous is not None:
         prev = plan.previous
         return StartOutcome(ready=True, pid=prev.pid, port=prev.port or 0, url=prev.url or "")
+    for stray in supervisor.instance_pids(plan.instance_id):
+        if plan.previous is None or stray != plan.previous.pid:
+            supervisor.stop_instance(stray)  # left by a deploy killed before its switch or its stop
     port = plan.reuse_port if plan.previous is None and _port_free(plan.reuse_port) else None
     process = supervisor.start_instance(Path(plan.bundle_path), port=port, instance_id=plan.instance_id,
                                         log_path=Path(plan.log_path), env=_runtime_env(settings),
                                         resolved_path=Path(plan.resolved_path))
+    checkpoint("deploy.spawned")
     ready = supervisor.wait_ready(process.url, path=plan.readiness_path, timeout=plan.startup_timeout,
                                   pid=process.pid)
     tail = "" if ready else supervisor.tail_log(Path(plan.log_path), 20)
@@ -500,6 +525,7 @@ def complete_deployment(plan: DeployPlan, outcome: StartOutcome, *, settings: Se
                                    bundle_path=plan.bundle_path, last_started=comp_q.now(), error_message=None)
             comp_q.finish_deployment(deployment_id, DeploymentStatus.HEALTHY, session=session)
             comp_q.mark_deployed(uuid.UUID(plan.composition_id), plan.environment, session=session)
+        checkpoint("deploy.switched")
         _write_json(_current_resolved(settings, instance_id), json.loads(Path(plan.resolved_path).read_text()))
         if plan.previous is not None and plan.previous.pid != outcome.pid:
             supervisor.stop_instance(plan.previous.pid)

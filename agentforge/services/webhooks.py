@@ -147,7 +147,7 @@ def _is_sha(value: object) -> bool:
 def parse_payload(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" under 1 MiB
         return None
     return data if isinstance(data, dict) else None
 
