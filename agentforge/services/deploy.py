@@ -403,12 +403,18 @@ def prepare_deployment(name: str, environment: str, instance_name: str, lock: Lo
     components = components_of_lock(lock)
     sources = locate_packages(lock.packages, settings=settings)
     definitions: dict[str, Mapping[str, Any]] = {p.component: sources[k].definition for k, p in lock.packages.items()}
+    from agentforge.services.settings import apply_llm_defaults, llm_defaults
+
     with session_scope(get_engine(settings)) as session:
         comp = comp_q.get_composition(name, session=session)
         definition, local, comp_id = comp.definition, comp.local_overrides, comp.id
+        defaults = llm_defaults(session=session)
     doc = parse_composition(definition, source=f"composition {name}")
     merged = merge_configuration(doc, environment, definitions=definitions,
                                  kinds={n: c.kind for n, c in components.items()}, local_overrides=local, sets=sets)
+    # An agent that names no LLM provider/model gets the user's defaults (config default_llm_*).
+    merged.specs = {n: apply_llm_defaults(components[n].kind, spec, defaults) if n in components else spec
+                    for n, spec in merged.specs.items()}
     roles = {d.component: d.role for d in doc.dependencies() if d.role}
     with session_scope(get_engine(settings)) as session:
         comp_q.lock_composition(comp_id, session=session)
@@ -430,7 +436,7 @@ def prepare_deployment(name: str, environment: str, instance_name: str, lock: Lo
                 "metadata": definitions[n].get("metadata") or {}, "spec": merged.specs[n]}
             for n, c in sorted(components.items())},
     }
-    common = dict(composition=name, composition_id=str(comp_id), instance_id=str(instance_id),
+    common: dict[str, Any] = dict(composition=name, composition_id=str(comp_id), instance_id=str(instance_id),
                   instance_name=instance_name, environment=environment, lock_hash=bundle.lock_hash,
                   bundle_path=bundle.path, log_path=str(_log_path(settings, instance_id)),
                   readiness_path=_readiness_path(merged.settings), startup_timeout=_startup_timeout(merged.settings))
