@@ -181,3 +181,27 @@ def test_finalizer_helper_stops_everything(stack: Stack) -> None:
     pid = instance()["pid"]
     stop_all_instances(stack.engine)
     assert not is_alive(pid) and result.ok
+
+
+def test_agent_without_llm_gets_the_users_default_provider_and_model(stack: Stack) -> None:
+    import yaml
+
+    from agentforge.db import session_scope
+    from agentforge.services import deploy as svc
+    from agentforge.services.settings import set_value
+
+    agent = {"apiVersion": "forge.dev/v1", "kind": "Agent", "metadata": {"name": "helper", "version": "1.1.0"},
+             "spec": {"llm": {"provider": "echo"},  # names no model
+                      "dependencies": {"prompts": [{"component": "greet", "version": "^1.0.0"}],
+                                       "tools": [{"component": "lookup", "version": "^1.0.0"}]}}}
+    stack.handles["stack"].commit(files={"agents/helper/component.yaml": yaml.safe_dump(agent)}, tags=["v1.1.0"])
+    stack.sync()
+    with session_scope() as session:
+        set_value("default_llm_model", "from-defaults", session=session)
+    svc.lock_composition("helpdesk", upgrade=True)
+    [result] = deploy("helpdesk", "development")
+    served = get(result.url, "/v1/composition").json()
+    helper = served["components"]["helper"]
+    assert helper["version"] == "1.1.0"
+    assert helper["spec"]["llm"]["model"] == "from-defaults"  # filled in
+    assert helper["spec"]["llm"]["provider"] == "echo"  # the agent's own choice kept
