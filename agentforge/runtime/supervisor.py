@@ -201,23 +201,35 @@ def wait_ready(
     path: str = "/health/ready",
     timeout: float,
     pid: int | None = None,
+    instance_id: str | None = None,
 ) -> bool:
     """Poll ``url + path`` until it answers 200 (True) or ``timeout`` seconds pass (False).
 
-    With ``pid``, give up as soon as that process has exited (a bad bundle fails fast).
+    With ``pid``, give up as soon as that process has exited (a bad bundle fails fast). With
+    ``instance_id``, only an answer from that instance counts: a free port picked for a child can
+    be taken by another process before the child binds it, and that process must not pass for it.
     """
     deadline = time.monotonic() + timeout
     target = url.rstrip("/") + path
     with httpx.Client(timeout=2.0) as client:
         while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(target).status_code == 200:
-                    return True
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                answer = client.get(target)
+                if answer.status_code == 200 and (
+                        instance_id is None or not _is_json_object(answer)
+                        or answer.json().get("instance") in (None, instance_id)):
+                    if pid is None or is_alive(pid):
+                        return True
             if pid is not None and not is_alive(pid):
                 return False
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
+
+
+def _is_json_object(answer: httpx.Response) -> bool:
+    return answer.headers.get("content-type", "").startswith("application/json") and \
+        isinstance(answer.json(), dict)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -502,12 +502,17 @@ def start_candidate(plan: DeployPlan, *, settings: Settings | None = None) -> St
         if plan.previous is None or stray != plan.previous.pid:
             supervisor.stop_instance(stray)  # left by a deploy killed before its switch or its stop
     port = plan.reuse_port if plan.previous is None and _port_free(plan.reuse_port) else None
-    process = supervisor.start_instance(Path(plan.bundle_path), port=port, instance_id=plan.instance_id,
-                                        log_path=Path(plan.log_path), env=_runtime_env(settings),
-                                        resolved_path=Path(plan.resolved_path))
-    checkpoint("deploy.spawned")
-    ready = supervisor.wait_ready(process.url, path=plan.readiness_path, timeout=plan.startup_timeout,
-                                  pid=process.pid)
+    for attempt in range(3):
+        process = supervisor.start_instance(Path(plan.bundle_path), port=port, instance_id=plan.instance_id,
+                                            log_path=Path(plan.log_path), env=_runtime_env(settings),
+                                            resolved_path=Path(plan.resolved_path))
+        checkpoint("deploy.spawned")
+        ready = supervisor.wait_ready(process.url, path=plan.readiness_path, timeout=plan.startup_timeout,
+                                      pid=process.pid, instance_id=plan.instance_id)
+        # A port picked free can be taken before the child binds it: the child exits; pick again.
+        if ready or port is not None or supervisor.is_alive(process.pid) or \
+                "address already in use" not in supervisor.tail_log(Path(plan.log_path), 20).lower() or attempt == 2:
+            break
     tail = "" if ready else supervisor.tail_log(Path(plan.log_path), 20)
     return StartOutcome(ready=ready, pid=process.pid, port=process.port, url=process.url, log_tail=tail)
 
