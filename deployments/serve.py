@@ -13,6 +13,7 @@ from the installed package whatever the serving process's working directory is.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 from prefect.deployments.runner import RunnerDeployment
@@ -63,10 +64,16 @@ async def ensure_github_concurrency_limit(limit: int) -> None:
         await client.create_concurrency_limit(tag=GITHUB_API_TAG, concurrency_limit=limit)
 
 
-def serve_all(*, limit: int | None = None, settings: Settings | None = None, **runner_kwargs: Any) -> None:
-    """Register every deployment and execute their runs until interrupted (blocks)."""
+def serve_all(*, limit: int | None = None, settings: Settings | None = None, sync_schedule: bool = True,
+              announce: Callable[[list[str]], None] | None = None, **runner_kwargs: Any) -> None:
+    """Register every deployment and execute their runs until interrupted (blocks).
+
+    ``announce`` receives the deployment names once they are built (the CLI prints them)."""
     from prefect import serve
 
     settings = settings or get_settings()
     asyncio.run(ensure_github_concurrency_limit(settings.github_api_concurrency))
-    serve(*build_deployments(settings), limit=limit, print_starting_message=False, **runner_kwargs)
+    deployments = build_deployments(settings, sync_schedule=sync_schedule)
+    if announce is not None:
+        announce([d.name for d in deployments])
+    serve(*deployments, limit=limit, print_starting_message=False, **runner_kwargs)

@@ -17,18 +17,10 @@ def serve(
     """Serve every AgentForge flow as a Prefect deployment (runs from the UI, schedules, webhooks)."""
     prepare_prefect(quiet=False)
     engine()  # migrate before the first run needs the schema
-    from agentforge.config import get_settings
-    from deployments.serve import build_deployments, ensure_github_concurrency_limit
+    from deployments.serve import serve_all
 
-    settings = get_settings()
-    import asyncio
-
-    from prefect import serve as prefect_serve
-
-    asyncio.run(ensure_github_concurrency_limit(settings.github_api_concurrency))
-    deployments = build_deployments(settings, sync_schedule=not no_schedule)
-    console.print(f"Serving {len(deployments)} deployments: " + ", ".join(d.name for d in deployments))
-    prefect_serve(*deployments, limit=limit, print_starting_message=False)
+    serve_all(limit=limit, sync_schedule=not no_schedule,
+              announce=lambda names: console.print(f"Serving {len(names)} deployments: " + ", ".join(names)))
 
 
 def webhook_serve(
