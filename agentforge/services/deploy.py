@@ -509,10 +509,12 @@ def start_candidate(plan: DeployPlan, *, settings: Settings | None = None) -> St
         checkpoint("deploy.spawned")
         ready = supervisor.wait_ready(process.url, path=plan.readiness_path, timeout=plan.startup_timeout,
                                       pid=process.pid, instance_id=plan.instance_id)
-        # A port picked free can be taken before the child binds it: the child exits; pick again.
-        if ready or port is not None or supervisor.is_alive(process.pid) or \
-                "address already in use" not in supervisor.tail_log(Path(plan.log_path), 20).lower() or attempt == 2:
+        # A port found free (picked, or the instance's previous one) can be taken before the child
+        # binds it: the child exits; try again on a newly picked port.
+        if ready or supervisor.is_alive(process.pid) or attempt == 2 or \
+                "address already in use" not in supervisor.tail_log(Path(plan.log_path), 20).lower():
             break
+        port = None
     tail = "" if ready else supervisor.tail_log(Path(plan.log_path), 20)
     return StartOutcome(ready=ready, pid=process.pid, port=process.port, url=process.url, log_tail=tail)
 
