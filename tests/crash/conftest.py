@@ -64,8 +64,9 @@ def assert_nothing_stuck(engine: sa.Engine) -> None:
     assert not any(stuck.values()), stuck
 
 
-def runtime_processes(instance_id: str | None = None) -> list[int]:
-    """Live (non-zombie) AgentForge runtime servers, optionally of one instance, found via /proc."""
+def runtime_processes(instance_id: str | None = None, *, home: str | None = None) -> list[int]:
+    """Live (non-zombie) AgentForge runtime servers, optionally of one instance or of one home
+    folder (their --bundle argument lies under it), found via /proc."""
     from agentforge.runtime.supervisor import SERVER_MODULE
 
     pids = []
@@ -81,16 +82,22 @@ def runtime_processes(instance_id: str | None = None) -> list[int]:
             continue
         if instance_id is not None and instance_id.encode() not in argv:
             continue
+        if home is not None and not any(arg.startswith(home.encode()) for arg in argv):
+            continue
         pids.append(int(entry.name))
     return sorted(pids)
 
 
 @pytest.fixture()
 def no_orphans() -> object:
-    """Runtime servers started during the test are killed afterwards, whoever lost track of them."""
-    before = set(runtime_processes())
+    """Runtime servers this test started are killed afterwards, whoever lost track of them.
+
+    Only those under this test's home folder: other tests run in parallel (xdist) and their
+    instances must not be touched."""
+    home = os.environ.get("AGENTFORGE_HOME")
+    before = set(runtime_processes(home=home))
     yield None
-    for pid in set(runtime_processes()) - before:
+    for pid in set(runtime_processes(home=home)) - before:
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
