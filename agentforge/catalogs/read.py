@@ -37,7 +37,7 @@ from agentforge.core.documents import API_VERSION, parse_component, parse_compos
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
 from agentforge.errors import AgentForgeError
-from agentforge.reader import ComponentRecord, CompositionRecord, Snapshot, read_snapshot
+from agentforge.reader import ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
 
 __all__ = ["FORMATS", "CatalogMirror", "detect_format", "external_sources", "read_catalog_snapshot"]
 
@@ -58,15 +58,10 @@ _MODE_SYMLINK = "120000"
 _MODE_SUBMODULE = "160000"
 
 
-class CatalogMirror(Protocol):
-    """The part of ``agentforge.gitops.RepositoryMirror`` the catalog reader uses."""
+class CatalogMirror(MirrorReader, Protocol):
+    """The part of ``agentforge.gitops.RepositoryMirror`` the catalog reader uses: the native
+    reader's part plus listing and commit times."""
 
-    def read_blobs(self, items: Any, *, max_size: int | None = None) -> dict[tuple[str, str], bytes | None]: ...
-    def read_blob(self, commit: str, path: str, *, max_size: int | None = None,
-                  follow_symlinks: bool = True) -> bytes | None: ...
-    def tree_id(self, commit: str, path: str) -> str | None: ...
-    def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]: ...
-    def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> Any: ...
     def list_files(self, commit: str, path: str) -> list[Any]: ...
     def commit_time(self, commit: str) -> datetime: ...
 

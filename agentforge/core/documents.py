@@ -147,6 +147,15 @@ def _constraint_text(value: Any) -> str:
     return text
 
 
+def _only_known_keys(model: type[BaseModel], data: Any, what: str) -> Any:
+    """Refuse a key the model does not declare (a typo must not drop dependencies silently)."""
+    if isinstance(data, Mapping):
+        for key in data:
+            if key not in model.model_fields:
+                raise _at(f".{key}", f"unknown {what}")
+    return data
+
+
 def _none_to_list(value: Any) -> Any:
     return [] if value is None else value
 
@@ -376,11 +385,7 @@ class DependencyBlock(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_groups(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            for key in data:
-                if key not in cls.model_fields:
-                    raise _at(f".{key}", "unknown dependency group (expected tools, prompts, agents, peer or dev)")
-        return data
+        return _only_known_keys(cls, data, "dependency group (expected tools, prompts, agents, peer or dev)")
 
     def specs(self) -> list[DependencySpec]:
         out: list[DependencySpec] = []
@@ -480,11 +485,7 @@ class ManifestComponents(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_groups(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            for key in data:
-                if key not in cls.model_fields:
-                    raise _at(f".{key}", "unknown component group (expected tools, prompts or agents)")
-        return data
+        return _only_known_keys(cls, data, "component group (expected tools, prompts or agents)")
 
 
 class RepositoryManifest(_Document):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +127,3 @@ def materialise(packages: Mapping[str, LockedPackage], dest_of: Mapping[str, Pat
     for key in sorted(packages):
         verify_and_export(packages[key], sources[key], dest_of.get(key), settings=settings)
     return sources
-
-
-def keys_of(packages: Iterable[str]) -> list[str]:
-    return sorted(packages)
