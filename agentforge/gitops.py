@@ -29,10 +29,11 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -48,6 +49,7 @@ from agentforge.errors import GitError, GitUnreachable, redact
 __all__ = [
     "FetchResult",
     "GitCredentials",
+    "ListedObject",
     "PathResolution",
     "RefUpdate",
     "RemoteRefs",
@@ -451,6 +453,18 @@ class FetchResult:
         return bool(self.added or self.updated or self.deleted)
 
 
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One entry of a whole-commit listing (as ``ls-tree -r -t -l``): ``path`` from the root;
+    ``kind`` blob | tree | commit (a submodule); ``size`` for blobs only."""
+
+    path: str
+    mode: str
+    kind: str
+    sha: str
+    size: int | None
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """A file below a folder: ``path`` relative to the folder, ``/``-separated."""
@@ -551,6 +565,88 @@ def _parse_tree(data: bytes, id_len: int) -> dict[str, tuple[str, str]]:
     return entries
 
 
+class _CatFile:
+    """Persistent ``git cat-file --batch-check`` / ``--batch`` processes with pipelined requests.
+
+    One round trip reads many objects: the requests of a chunk are written at once (a chunk is
+    kept far below a pipe's buffer, so the write never waits on git), then the answers are read
+    in order. A request naming a missing or ambiguous object answers None. Any failure while an
+    answer is half read kills the process, so the next request never reads a stale answer.
+    """
+
+    _CHUNK = 400  # object names per write (≤ ~40 KB with full names; a pipe buffers 64 KB)
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self._path = path
+        self._env = {**os.environ, **env, "LC_ALL": "C"}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _proc(self, mode: str) -> subprocess.Popen[bytes]:
+        proc = self._procs.get(mode)
+        if proc is None or proc.poll() is not None:
+            exe = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
+            proc = subprocess.Popen([exe, "cat-file", mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, cwd=self._path, env=self._env)
+            self._procs[mode] = proc
+        return proc
+
+    def _ask(self, mode: str, names: Sequence[str], *, with_data: bool,
+             max_size: int | None = None) -> list[tuple[str, str, int, bytes | None] | None]:
+        out: list[tuple[str, str, int, bytes | None] | None] = []
+        for start in range(0, len(names), self._CHUNK):
+            chunk = names[start:start + self._CHUNK]
+            proc = self._proc(mode)
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write("".join(f"{n}\n" for n in chunk).encode("utf-8", "surrogateescape"))
+                proc.stdin.flush()
+                for _name in chunk:
+                    header = proc.stdout.readline()
+                    if not header.endswith(b"\n"):
+                        raise GitError(f"git cat-file stopped answering in {self._path}", code="GIT_CATFILE_FAILED")
+                    parts = header.split()
+                    if len(parts) != 3:  # "<name> missing" / "<name> ambiguous"
+                        out.append(None)
+                        continue
+                    object_id, kind, size = parts[0].decode(), parts[1].decode(), int(parts[2])
+                    data: bytes | None = None
+                    if with_data:
+                        data = proc.stdout.read(size + 1)[:-1]
+                        if len(data) != size:
+                            raise GitError(f"git cat-file cut an object short in {self._path}",
+                                           code="GIT_CATFILE_FAILED")
+                    out.append((object_id, kind, size, data))
+            except BaseException:
+                self.close()
+                raise
+        return out
+
+    def headers(self, names: Sequence[str]) -> list[tuple[str, str, int] | None]:
+        """(id, type, size) per object expression, None for a missing one."""
+        answers = self._ask("--batch-check", names, with_data=False)
+        return [(a[0], a[1], a[2]) if a is not None else None for a in answers]
+
+    def contents(self, object_ids: Sequence[str]) -> list[bytes | None]:
+        return [a[3] if a is not None else None for a in self._ask("--batch", object_ids, with_data=True)]
+
+    def close(self) -> None:
+        for proc in self._procs.values():
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._procs.clear()
+
+
 # --------------------------------------------------------------------------- the mirror
 
 
@@ -578,7 +674,7 @@ class RepositoryMirror:
         self._credentials = credentials
         self._allow_http = allow_http
         self._timeout = timeout
-        self._cat: git.Git | None = None
+        self._cat: _CatFile | None = None
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}
         # commit id → root tree id (commits are immutable; names such as branches are never cached)
         self._root_trees: dict[str, str] = {}
@@ -616,31 +712,39 @@ class RepositoryMirror:
             timeout=self._timeout,
         )
 
-    def _catfile(self) -> git.Git:
+    def _catfile(self) -> _CatFile:
         if self._cat is None:
             if not self.exists():
                 raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING")
-            cat = git.Git(str(self.path))
-            cat.update_environment(**self._env())
-            self._cat = cat
+            self._cat = _CatFile(self.path, self._env())
         return self._cat
 
     def _header(self, name: str) -> tuple[str, str, int] | None:
         """(id, type, size) of an object expression, or None when git says "missing"."""
         if "\n" in name:
             return None
-        try:
-            object_id, kind, size = self._catfile().get_object_header(name)
-        except ValueError:
-            return None
-        # GitPython hands back bytes from the persistent process despite its str annotation.
-        return _text(object_id), _text(kind), int(size)
+        return self._catfile().headers([name])[0]
+
+    def _headers(self, names: Sequence[str]) -> list[tuple[str, str, int] | None]:
+        """``_header`` for many names in one round trip."""
+        if any("\n" in n for n in names):
+            return [self._header(n) for n in names]
+        return self._catfile().headers(names)
 
     def _data(self, object_id: str) -> bytes:
-        try:
-            return self._catfile().get_object_data(object_id)[3]
-        except ValueError as exc:
-            raise GitError(f"Object {object_id} is missing from {self.path}", code="GIT_OBJECT_MISSING") from exc
+        return self._data_many([object_id])[object_id]
+
+    def _data_many(self, object_ids: Sequence[str]) -> dict[str, bytes]:
+        """Contents of many objects (by id) in one round trip; a missing one is an error."""
+        unique = list(dict.fromkeys(object_ids))
+        if any("\n" in i for i in unique):
+            raise GitError("an object id holds a newline", code="GIT_OBJECT_MISSING")
+        out: dict[str, bytes] = {}
+        for object_id, data in zip(unique, self._catfile().contents(unique), strict=True):
+            if data is None:
+                raise GitError(f"Object {object_id} is missing from {self.path}", code="GIT_OBJECT_MISSING")
+            out[object_id] = data
+        return out
 
     def _tree(self, tree_id: str) -> dict[str, tuple[str, str]]:
         cached = self._trees.get(tree_id)
@@ -648,6 +752,13 @@ class RepositoryMirror:
             cached = _parse_tree(self._data(tree_id), len(tree_id) // 2)
             self._trees[tree_id] = cached
         return cached
+
+    def _load_trees(self, tree_ids: Iterable[str]) -> None:
+        """Read every tree not cached yet in one round trip (a walk reads a level at a time)."""
+        missing = [t for t in dict.fromkeys(tree_ids) if t not in self._trees]
+        if missing:
+            for tree_id, data in self._data_many(missing).items():
+                self._trees[tree_id] = _parse_tree(data, len(tree_id) // 2)
 
     def _root_tree(self, commit: str) -> str:
         cached = self._root_trees.get(commit)
@@ -667,7 +778,7 @@ class RepositoryMirror:
     def close(self) -> None:
         """Stop the persistent cat-file processes (they restart on the next read)."""
         if self._cat is not None:
-            self._cat.clear_cache()
+            self._cat.close()
             self._cat = None
 
     # ---- lifecycle
@@ -921,7 +1032,9 @@ class RepositoryMirror:
         unique = list(dict.fromkeys(commits))
         for commit in unique:
             _check_commit_id(commit)
-            if not self.has_commit(commit):
+        headers = self._headers([f"{commit}^{{commit}}" for commit in unique]) if unique else []
+        for commit, header in zip(unique, headers, strict=True):
+            if header is None or header[0] != commit:
                 raise GitError(
                     f"Cannot pin {commit}: not in the mirror of {redact(self.url)}",
                     code="GIT_COMMIT_NOT_FOUND",
@@ -1075,8 +1188,24 @@ class RepositoryMirror:
     def read_blobs(
         self, items: Sequence[tuple[str, str]], *, max_size: int | None = None
     ) -> dict[tuple[str, str], bytes | None]:
-        """``read_blob`` for many (commit, path) pairs over the same persistent cat-file."""
-        return {item: self.read_blob(item[0], item[1], max_size=max_size) for item in dict.fromkeys(items)}
+        """``read_blob`` for many (commit, path) pairs: the paths are resolved through the cached
+        trees, then the sizes (with ``max_size``) and the contents are read in one round trip each."""
+        unique = list(dict.fromkeys(items))
+        ids = {item: self._blob_of(item[0], item[1], follow_symlinks=True) for item in unique}
+        first: dict[str, tuple[str, str]] = {}
+        for item, object_id in ids.items():
+            if object_id is not None:
+                first.setdefault(object_id, item)
+        wanted = list(first)
+        if max_size is not None and wanted:
+            for (commit, path), header in zip(first.values(), self._headers(wanted), strict=True):
+                if header is not None and header[2] > max_size:
+                    raise GitError(
+                        f"{path!r} at {commit[:12]} is {header[2]} bytes, over the {max_size}-byte limit",
+                        code="GIT_FILE_TOO_LARGE",
+                    )
+        data = self._data_many(wanted) if wanted else {}
+        return {item: (data[i] if i is not None else None) for item, i in ids.items()}
 
     def tree_id(self, commit: str, path: str) -> str | None:
         """Tree id of a folder at ``commit`` (``""``/``"."`` = the root); None if not a folder."""
@@ -1088,58 +1217,84 @@ class RepositoryMirror:
             )
         return resolution.object_id if resolution.kind == "tree" else None
 
+    def _walk(self, tree_id: str, *, max_depth: int | None = None) -> list[tuple[str, str, str]]:
+        """(relative path, mode, object id) of every entry below a tree (folders included),
+        reading the trees a level at a time, each level in one round trip."""
+        out: list[tuple[str, str, str]] = []
+        level: list[tuple[str, str]] = [("", tree_id)]
+        depth = 0
+        while level:
+            self._load_trees(t for _p, t in level)
+            below: list[tuple[str, str]] = []
+            for prefix, tid in level:
+                for name, (mode, object_id) in self._trees[tid].items():
+                    out.append((prefix + name, mode, object_id))
+                    if mode == MODE_TREE and (max_depth is None or depth < max_depth):
+                        below.append((f"{prefix}{name}/", object_id))
+            level = below
+            depth += 1
+        return out
+
+    def list_tree(self, commit: str) -> tuple[str, list[ListedObject]]:
+        """(root tree id, every entry below it — folders included — sorted by path): what
+        ``ls-tree -r -t -l`` prints, read through the persistent cat-file (trees a level per round
+        trip, then every blob's size in one round trip) rather than one more process per commit."""
+        root = self._root_tree(commit)
+        walked = self._walk(root)
+        blobs = [i for _p, m, i in walked if m not in (MODE_TREE, MODE_SUBMODULE)]
+        sizes = {i: h[2] for i, h in zip(blobs, self._headers(blobs), strict=True) if h is not None} if blobs else {}
+        entries = [
+            ListedObject(path=p, mode=m, kind="tree" if m == MODE_TREE else "commit" if m == MODE_SUBMODULE else "blob",
+                         sha=i, size=sizes.get(i) if m not in (MODE_TREE, MODE_SUBMODULE) else None)
+            for p, m, i in walked
+        ]
+        entries.sort(key=lambda entry: entry.path)
+        return root, entries
+
+    def read_objects(self, object_ids: Iterable[str]) -> dict[str, bytes | None]:
+        """Content of each object id (None when git reports it missing), pipelined over the
+        persistent cat-file (a few round trips for thousands of objects)."""
+        unique = list(dict.fromkeys(object_ids))
+        for object_id in unique:
+            if not object_id or any(ch in object_id for ch in " \n\t"):
+                raise GitError(f"Invalid object id {object_id!r}", code="GIT_OBJECT_INVALID")
+        return dict(zip(unique, self._catfile().contents(unique), strict=True)) if unique else {}
+
     def list_files(self, commit: str, path: str) -> list[TreeEntry]:
-        """Every file below the folder (recursive, sorted by relative path)."""
+        """Every file below the folder (recursive, sorted by relative path; as ``ls-tree -r -l``:
+        symlinks and submodules included, a submodule without a size)."""
         tree = self.tree_id(commit, path)
         if tree is None:
             raise GitError(
                 f"{path!r} is not a folder at {commit[:12]} in {redact(self.url)}", code="GIT_PATH_NOT_FOUND"
             )
-        out = self._git("ls-tree", "-r", "-l", "-z", tree, action="ls-tree")
-        entries: list[TreeEntry] = []
-        for record in out.split(b"\0"):
-            if not record:
-                continue
-            meta, _, name = record.partition(b"\t")
-            mode, _kind, object_id, size = meta.decode("ascii").split(maxsplit=3)
-            size = size.strip()
-            entries.append(
-                TreeEntry(
-                    path=name.decode("utf-8", "surrogateescape"),
-                    mode=mode,
-                    sha=object_id,
-                    size=int(size) if size.isdigit() else None,
-                )
-            )
+        files = [(p, m, i) for p, m, i in self._walk(tree) if m != MODE_TREE]
+        blobs = [i for _p, m, i in files if m != MODE_SUBMODULE]
+        sizes = {i: h[2] for i, h in zip(blobs, self._headers(blobs), strict=True) if h is not None} if blobs else {}
+        entries = [TreeEntry(path=p, mode=m, sha=i, size=None if m == MODE_SUBMODULE else sizes.get(i))
+                   for p, m, i in files]
         entries.sort(key=lambda entry: entry.path)
         return entries
 
     def iter_files(self, commit: str, path: str) -> Iterator[tuple[str, bytes, str]]:
         """(relative path, content, mode) of every file below the folder; a symlink's content
         is its target; submodules are skipped (their content is not in this repository)."""
-        for entry in self.list_files(commit, path):
-            if not entry.is_submodule:
-                yield entry.path, self._data(entry.sha), entry.mode
+        entries = [e for e in self.list_files(commit, path) if not e.is_submodule]
+        data = self._data_many([e.sha for e in entries]) if entries else {}
+        for entry in entries:
+            yield entry.path, data[entry.sha], entry.mode
 
     def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]:
         """Paths of regular files named ``filename`` at most ``max_depth`` folders deep
         (``component.yaml`` at the root has depth 0). Symlinks are not followed or returned.
 
-        The walk reads trees through the persistent cat-file and its tree cache rather than
-        one ``ls-tree -r`` process per commit: the reader resolves these same folders next,
-        trees shared between commits are read once, and nothing below ``max_depth`` is read.
+        The walk reads trees through the persistent cat-file and its tree cache, a level per
+        round trip, rather than one ``ls-tree -r`` process per commit: the reader resolves these
+        same folders next, trees shared between commits are read once, and nothing below
+        ``max_depth`` is read.
         """
-        found: list[str] = []
-        pending: list[tuple[str, str, int]] = [("", self._root_tree(commit), 0)]
-        while pending:
-            prefix, tree_id, depth = pending.pop()
-            for name, (mode, object_id) in self._tree(tree_id).items():
-                if mode == MODE_TREE:
-                    if depth < max_depth:
-                        pending.append((f"{prefix}{name}/", object_id, depth + 1))
-                elif mode in (MODE_FILE, MODE_EXECUTABLE) and name == filename:
-                    found.append(prefix + name)
-        return sorted(found)
+        return sorted(p for p, mode, _i in self._walk(self._root_tree(commit), max_depth=max_depth)
+                      if mode in (MODE_FILE, MODE_EXECUTABLE) and p.rsplit("/", 1)[-1] == filename)
 
     def commit_time(self, commit: str) -> datetime:
         """The committer date (UTC)."""

@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("-t", type=int, default=5, help="tags (release commits) per repository")
     parser.add_argument("--quick", action="store_true", help="small sizes (N=5, M=4, T=2)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write a pyinstrument HTML profile of the cold sync to FILE (pyinstrument must be installed)")
     args = parser.parse_args()
     n, m, t = (5, 4, 2) if args.quick else (args.n, args.m, args.t)
 
@@ -166,7 +168,16 @@ def main() -> None:
         from flows.sync import sync_repositories
 
         results: list[object] = []
+        if args.profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="disabled")
+            profiler.start()
         cold_s = timed(lambda: results.extend(run_sync(None)))
+        if args.profile:
+            profiler.stop()
+            Path(args.profile).write_text(profiler.output_html())
+            print(profiler.output_text(unicode=False, color=False, show_all=False)[:20000])
         synced = sum(1 for r in results if getattr(r, "status", "") == "synced")
         noop_results: list[object] = []
         noop_s = timed(lambda: noop_results.extend(run_sync(None)))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from agentforge.errors import AlreadyExists, Conflict, NotFound
 from models.enums import (
+    ComponentSyncStatus,
     RepoSyncStatus,
     RepoType,
     SyncDirection,
@@ -37,6 +38,13 @@ _SYNC_LOCK_NAMESPACE = 0x5EED
 def _lock_key(repository_id: uuid.UUID) -> int:
     # Two int4 keys: a namespace of ours and a stable hash of the repository id.
     return zlib.crc32(repository_id.bytes) & 0x7FFFFFFF
+
+
+def has_forked_installed(*, session: Session, repository_id: uuid.UUID) -> bool:
+    """Whether any installed component of the repository is FORKED (a published change may be merged)."""
+    return bool(session.scalar(sa.select(sa.exists().where(
+        Component.repository_id == repository_id, Component.is_installed.is_(True),
+        Component.sync_status == ComponentSyncStatus.FORKED))))
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NONE
 
 from agentforge.errors import is_retryable
 from agentforge.services import publish as svc
@@ -54,7 +55,7 @@ def retry_after_rate_limit(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="prepare-publish", task_run_name="prepare-publish-{component}", tags=[GITHUB_TAG], retries=3,
-      retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_after_rate_limit)
+      retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_after_rate_limit, cache_policy=NONE)
 def prepare_publish(component: str, message: str | None, branch: str | None, fork: bool, pr: bool,
                     title: str | None, body: str | None, draft: bool) -> svc.PublishPlan:
     """Build the commit in the mirror, choose branch and route, commit the push step's intent."""
@@ -63,30 +64,33 @@ def prepare_publish(component: str, message: str | None, branch: str | None, for
 
 
 @task(name="ensure-fork", tags=[GITHUB_TAG], retries=3, retry_delay_seconds=[2, 10, 30],
-      retry_condition_fn=retry_after_rate_limit)
+      retry_condition_fn=retry_after_rate_limit, cache_policy=NONE)
 def ensure_fork(plan: svc.PublishPlan) -> svc.ForkTarget:
     return svc.ensure_fork(plan)
 
 
-@task(name="push-branch", retries=3, retry_delay_seconds=[3, 10, 30], retry_condition_fn=retry_after_rate_limit)
+@task(name="push-branch", retries=3, retry_delay_seconds=[3, 10, 30], retry_condition_fn=retry_after_rate_limit,
+      cache_policy=NONE)
 def push_branch(plan: svc.PublishPlan, fork: svc.ForkTarget | None) -> svc.PushOutcome:
     """git push (network, retried); a rejected push is not retried."""
     return svc.push_branch(plan, fork)
 
 
 @task(name="open-pull-request", tags=[GITHUB_TAG], retries=3, retry_delay_seconds=[2, 10, 30],
-      retry_condition_fn=retry_after_rate_limit)
+      retry_condition_fn=retry_after_rate_limit, cache_policy=NONE)
 def open_pull_request(plan: svc.PublishPlan, fork: svc.ForkTarget | None) -> svc.PullRequestOutcome:
     return svc.open_pull_request(plan, fork)
 
 
-@task(name="finish-publish", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_after_rate_limit)
+@task(name="finish-publish", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_after_rate_limit,
+      cache_policy=NONE)
 def finish_publish(plan: svc.PublishPlan, push: svc.PushOutcome, fork: svc.ForkTarget | None,
                    pull: svc.PullRequestOutcome | None) -> svc.PublishOutcome:
     return svc.finish_publish(plan, push, fork, pull)
 
 
-@task(name="reconcile-published", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_after_rate_limit)
+@task(name="reconcile-published", retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_after_rate_limit,
+      cache_policy=NONE)
 def reconcile_published(repository_id: str) -> list[str]:
     """After a repository's sync: FORKED components whose change is merged upstream → SYNCED."""
     return svc.reconcile_published(repository_id)

@@ -343,7 +343,7 @@ def sync_repository(repository_id: str, *, settings: Settings | None = None,
             ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
             known = repos_q.known_commits(session=session, repository_id=target.id)
         try:
-            result = _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
+            result, has_forked = _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
         except AgentForgeError as exc:
             message = redact(exc.message)
             with session_scope(engine) as session:
@@ -358,6 +358,8 @@ def sync_repository(repository_id: str, *, settings: Settings | None = None,
                                             error=redact(f"internal error: {type(exc).__name__}: {exc}"),
                                             backoff_seconds=settings.sync_failure_backoff_seconds)
             raise
+        if not has_forked:
+            return result
         # Still under the sync lock, so the freshly fetched mirror is ours. Imported here:
         # publish imports this module (open_mirror). A failure to reconcile is reported, not fatal:
         # the sync itself is recorded and the next sync tries again.
@@ -379,7 +381,9 @@ class _Stored:
 
 
 def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, engine: Any, stored: _Stored,
-                 remote: RemoteRefs | None) -> RepoSyncResult:
+                 remote: RemoteRefs | None) -> tuple[RepoSyncResult, bool]:
+    """The sync's work under the repository's lock: (the result, whether installed components of
+    the repository are FORKED, so published changes need reconciling with the new tip)."""
     mirror = open_mirror(settings, target.id, target.url)
     fmt = forced_format(target.source_format)  # None: detect at every commit read
     try:
@@ -471,8 +475,9 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         )
         repos_q.mark_outdated_installed(session=session, repository_id=target.id)
         _after_sync_hooks(session, target, tip, tip_snapshot)
+        has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
-                          commit=tip, message=message, problems=problems)
+                          commit=tip, message=message, problems=problems), has_forked
 
 
 def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:
