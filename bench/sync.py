@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (N=5, M=4, T=2)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--profile", metavar="FILE",
-                        help="write a pyinstrument HTML profile of the cold sync to FILE (pyinstrument must be installed)")
+                        help="write a pyinstrument HTML profile of the cold sync to FILE (needs pyinstrument)")
     args = parser.parse_args()
     n, m, t = (5, 4, 2) if args.quick else (args.n, args.m, args.t)
 

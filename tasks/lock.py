@@ -39,7 +39,7 @@ def write_lock(outcome: lock_svc.ResolveOutcome, output: str) -> LockWritten:
         previous = lock_svc.read_existing_lock(Path(output)).lock
     except AgentForgeError:
         previous = None
-    changed = lock_svc.write_lock_file(Path(output), outcome.text)
+    changed = lock_svc.write_lock_file(Path(output), outcome.text, lock=outcome.lock)
     edges = lock_svc.persist_resolution(outcome.lock, composition_id=outcome.composition_id, previous=previous)
     return LockWritten(path=output, changed=changed, packages=len(outcome.lock.packages), edges=edges,
                        content_hash=outcome.lock.content_hash, skipped=outcome.skipped, kept_pins=outcome.kept_pins)

@@ -31,6 +31,7 @@ from agentforge.errors import AgentForgeError, LockError, UrlError
 
 __all__ = [
     "LOCKFILE_VERSION",
+    "MAX_LOCK_BYTES",
     "LockFile",
     "LockPin",
     "LockReadResult",
@@ -38,8 +39,10 @@ __all__ = [
     "LockedPackage",
     "compute_content_hash",
     "has_conflict_markers",
+    "load_lock_data",
     "package_key",
     "parse_lock",
+    "parse_lock_data",
     "read_lock_with_conflicts",
     "render_lock",
     "split_conflict_sides",
@@ -247,9 +250,14 @@ def _lock_error(problems: list[tuple[str, str]], source: str) -> LockError:
     )
 
 
+#: A lock file is generated and grows with the graph (~650 bytes a package), so it may exceed
+#: the 1 MiB limit of documents people write; the other reader limits (nesting, aliases) stay.
+MAX_LOCK_BYTES = 64 * 1024 * 1024
+
+
 def _load_lock_data(text: str | bytes, source: str) -> dict[str, Any]:
     try:
-        data = load_document(text, source=source)
+        data = load_document(text, source=source, max_bytes=MAX_LOCK_BYTES)
     except AgentForgeError as exc:
         raise LockError(exc.message, hint=_LOCK_HINT) from None
     if not isinstance(data, dict):
@@ -265,7 +273,16 @@ def parse_lock(text: str | bytes, *, source: str) -> LockFile:
             f"{source}: contains git conflict markers",
             hint="Run `agentforge lock`: it re-resolves and keeps the pins both sides agree on.",
         )
-    data = _load_lock_data(text, source)
+    return parse_lock_data(load_lock_data(text, source), source=source)
+
+
+def load_lock_data(text: str | bytes, source: str) -> dict[str, Any]:
+    """The lock file's YAML as plain data (the safe loader, lock-size limit), not yet validated."""
+    return _load_lock_data(text, source)
+
+
+def parse_lock_data(data: dict[str, Any], *, source: str) -> LockFile:
+    """Validate loaded lock data (``load_lock_data``'s result, or a cached copy of it)."""
     if "lockfile_version" not in data:
         raise LockError(f"{source}: lockfile_version: is required", hint=_LOCK_HINT)
     if data["lockfile_version"] != LOCKFILE_VERSION or isinstance(data["lockfile_version"], bool):

@@ -101,7 +101,7 @@ def _where(source: str, mark: Any) -> str:
     return f"{source}:{mark.line + 1}:{mark.column + 1}"
 
 
-def _decode(data: bytes | str, source: str) -> str:
+def _decode(data: bytes | str, source: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
     if isinstance(data, str):
         raw = data.encode("utf-8", errors="surrogatepass")
         text = data
@@ -110,9 +110,9 @@ def _decode(data: bytes | str, source: str) -> str:
         text = ""
     else:
         raise DocumentError(f"{source}: expected text or bytes, got {type(data).__name__}")
-    if len(raw) > MAX_DOCUMENT_BYTES:
+    if len(raw) > max_bytes:
         raise DocumentError(
-            f"{source}: document is {len(raw)} bytes, larger than the 1 MiB limit",
+            f"{source}: document is {len(raw)} bytes, larger than the {max_bytes // (1024 * 1024)} MiB limit",
             hint="Split the document or move large content (templates, data) into separate files.",
         )
     if b"\x00" in raw:
@@ -242,13 +242,14 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def load_document(data: bytes | str, *, source: str) -> Any:
+def load_document(data: bytes | str, *, source: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """Parse one YAML (or JSON) document safely into plain JSON data.
 
     ``source`` is the path (or other label) shown at the start of every error message.
-    An empty document loads as ``None``.
+    An empty document loads as ``None``. ``max_bytes``: the size limit (1 MiB for what people
+    write; the lock file, which we generate and which grows with the graph, allows more).
     """
-    text = _decode(data, source)
+    text = _decode(data, source, max_bytes)
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         # JSON first: pretty-printed JSON may indent with tabs, which YAML refuses.

@@ -30,13 +30,16 @@ from agentforge.core.documents import (
     parse_component,
     parse_composition,
 )
+from agentforge.core.hashing import sha256_hex
 from agentforge.core.lockfile import (
+    MAX_LOCK_BYTES,
     LockedPackage,
     LockFile,
     LockRoot,
     compute_content_hash,
     has_conflict_markers,
-    parse_lock,
+    load_lock_data,
+    parse_lock_data,
     read_lock_with_conflicts,
     render_lock,
 )
@@ -55,6 +58,7 @@ from models import (
     RepositoryTag,
     TagState,
 )
+from models.keys import component_key_in
 
 ROOT_LABEL = "<root>"
 # pg_advisory_xact_lock key serialising writes of component_dependencies ("afdeps").
@@ -502,7 +506,7 @@ def _unchanged_lock(root_text: str, previous: LockFile, *, include_dev: bool, fo
             sa.select(Component.is_release, Component.is_reused_version, Repository.is_active, Component.commit_hash,
                       Component.repository_id)
             .join(Repository, Repository.id == Component.repository_id)
-            .where(sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(wanted))).all()
+            .where(component_key_in(wanted))).all()
         if len(rows) != len(wanted) or not all(r[0] and not r[1] and r[2] for r in rows):
             return None
         moved = session.scalar(sa.select(sa.func.count()).select_from(RepositoryTag).where(
@@ -568,17 +572,77 @@ def read_existing_lock(path: Path) -> ExistingLock:
     """The lock at ``path`` (missing → empty); a merge-conflicted file yields the agreed pins."""
     if not path.exists():
         return ExistingLock(None, {}, False)
+    size = path.stat().st_size
+    if size > MAX_LOCK_BYTES:  # checked before reading: a huge file is never loaded into memory
+        raise LockError(f"{path}: the lock file is {size} bytes, larger than the "
+                        f"{MAX_LOCK_BYTES // (1024 * 1024)} MiB limit",
+                        hint="Delete it and run `agentforge lock` again.")
     data = path.read_bytes()
     text = data.decode("utf-8", errors="replace")
     if has_conflict_markers(text):
         result = read_lock_with_conflicts(data, source=str(path))
         return ExistingLock(None, {k: p.commit for k, p in result.pins.items()}, True)
-    lock = parse_lock(data, source=str(path))
+    lock = _parse_lock_cached(data, source=str(path))
     return ExistingLock(lock, {k: p.commit for k, p in lock.packages.items()}, False, text)
 
 
-def write_lock_file(path: Path, text: str) -> bool:
-    """Atomic write; returns False (no rewrite) when the file already holds exactly ``text``."""
+# --- parsed-lock cache ------------------------------------------------------------------------
+# A large lock (2,000 packages ≈ 1.3 MiB) takes most of a second to read as YAML, which a re-lock
+# with nothing changed would pay every time. The loaded data is kept as JSON under the home
+# folder, keyed by the SHA-256 of the file's bytes (content-addressed: a changed file is a miss);
+# a hit is still validated in full, only the YAML step is skipped. Losing the cache changes nothing.
+
+_LOCK_CACHE_ENTRIES = 32
+
+
+def _lock_cache_dir(settings: Settings) -> Path:
+    return settings.home / "cache" / "locks"
+
+
+def _parse_lock_cached(data: bytes, *, source: str, settings: Settings | None = None) -> LockFile:
+    settings = settings or get_settings()
+    entry = _lock_cache_dir(settings) / f"{sha256_hex(data)}.json"
+    try:
+        cached = json.loads(entry.read_bytes())
+    except (OSError, ValueError):
+        cached = None
+    if isinstance(cached, dict):
+        try:
+            return parse_lock_data(cached, source=source)
+        except LockError:
+            entry.unlink(missing_ok=True)  # not what a valid lock loads to: read the file itself
+    loaded = load_lock_data(data, source)
+    lock = parse_lock_data(loaded, source=source)
+    remember_lock_data(data, loaded, settings=settings)
+    return lock
+
+
+def remember_lock_data(data: bytes, loaded: Mapping[str, Any], *, settings: Settings | None = None) -> None:
+    """Cache ``loaded`` (what ``load_lock_data`` gives for ``data``); best effort, never fails."""
+    settings = settings or get_settings()
+    folder = _lock_cache_dir(settings)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".lock-cache.", dir=str(folder))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(loaded, handle, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        try:
+            os.replace(tmp, folder / f"{sha256_hex(data)}.json")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[_LOCK_CACHE_ENTRIES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def write_lock_file(path: Path, text: str, *, lock: LockFile | None = None) -> bool:
+    """Atomic write; returns False (no rewrite) when the file already holds exactly ``text``.
+
+    ``lock``: the LockFile ``text`` was rendered from (``render_lock``); its data is remembered in
+    the parsed-lock cache, so the next read of the file skips the YAML step.
+    """
     if path.exists() and path.read_bytes() == text.encode("utf-8"):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -592,6 +656,9 @@ def write_lock_file(path: Path, text: str) -> bool:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if lock is not None:
+        # render_lock dumps exactly this data, and the safe loader reads it back unchanged.
+        remember_lock_data(text.encode("utf-8"), lock.model_dump(mode="json", exclude_none=True))
     return True
 
 
@@ -622,8 +689,7 @@ def persist_resolution(lock: LockFile, *, composition_id: str | None, previous: 
         ids = {
             (url, name, commit): cid for cid, url, name, commit in session.execute(
                 sa.select(Component.id, Component.repository_url, Component.name, Component.commit_hash).where(
-                    sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(
-                        sorted(wanted))))
+                    component_key_in(wanted)))
         } if wanted else {}
         by_key = {k: ids.get((p.repository, p.component, p.commit)) for k, p in lock.packages.items()}
         root_key = next((k for k, p in lock.packages.items() if p.dependency_type == "root"), None)

@@ -24,6 +24,7 @@ from agentforge.errors import LockError, NotFound
 from agentforge.gitops import RepositoryMirror
 from agentforge.services.sync import open_mirror
 from models import Component, Repository
+from models.keys import component_key_in
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,7 @@ def locate_packages(packages: Mapping[str, LockedPackage], *, settings: Settings
             sa.select(Component.repository_url, Component.name, Component.commit_hash, Component.path,
                       Component.definition, Repository.id)
             .join(Repository, Repository.id == Component.repository_id)
-            .where(sa.tuple_(Component.repository_url, Component.name, Component.commit_hash)
-                   .in_(list(wanted)))
+            .where(component_key_in(wanted))
         ).all()
     found: dict[str, PackageSource] = {}
     for url, name, commit, path, definition, repo_id in rows:

@@ -343,6 +343,7 @@ def enforce_signatures(packages: Mapping[str, LockedPackage], *, settings: Setti
     from agentforge.services.settings import trust_policy
     from agentforge.services.sync import mirror_path
     from models import Component, Repository
+    from models.keys import component_key_in
 
     settings = settings or get_settings()
     if not packages:
@@ -355,7 +356,7 @@ def enforce_signatures(packages: Mapping[str, LockedPackage], *, settings: Setti
         wanted = sorted({(p.repository, p.component, p.commit) for p in packages.values()})
         tags = {(url, name, commit): tuple(t or ()) for url, name, commit, t in session.execute(
             sa.select(Component.repository_url, Component.name, Component.commit_hash, Component.release_tags)
-            .where(sa.tuple_(Component.repository_url, Component.name, Component.commit_hash).in_(wanted)))}
+            .where(component_key_in(wanted)))}
     refs: list[PackageRef] = []
     for key, pkg in sorted(packages.items()):
         if pkg.repository not in repos:

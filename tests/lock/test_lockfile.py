@@ -176,3 +176,59 @@ def test_relock_fast_path_reproduces_the_resolution_and_steps_aside(chain: Libra
         conn.execute(sa.text("UPDATE repositories SET is_active = false"))
     with pytest.raises(ResolutionError, match="disabled"):
         relock()
+
+
+def _cache_dir() -> Path:
+    from agentforge.config import get_settings
+
+    return get_settings().home / "cache" / "locks"
+
+
+def test_lock_over_one_mib_reads_back_and_huge_one_is_refused_unread(chain: Library, tmp_path: Path) -> None:
+    """A lock file is generated and grows with the graph: past the 1 MiB document limit it still
+    reads (the 2,000-package benchmark lock is 1.3 MiB); past MAX_LOCK_BYTES it is refused by size."""
+    from agentforge.core.lockfile import MAX_LOCK_BYTES
+    from agentforge.core.yamlio import MAX_DOCUMENT_BYTES
+
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    padded = path.read_text() + "".join(f"# padding {i:07d} {'x' * 100}\n" for i in range(12_000))
+    assert len(padded.encode()) > MAX_DOCUMENT_BYTES
+    big = tmp_path / "big-lock.yaml"
+    big.write_text(padded)
+    assert lock_svc.read_existing_lock(big).lock == lock_svc.read_existing_lock(path).lock
+    huge = tmp_path / "huge-lock.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_LOCK_BYTES + 1)  # sparse: never read into memory
+    with pytest.raises(LockError) as info:
+        lock_svc.read_existing_lock(huge)
+    assert str(huge) in info.value.message and "MiB limit" in info.value.message
+
+
+def test_parsed_lock_cache_is_only_a_cache(chain: Library, tmp_path: Path) -> None:
+    from agentforge.core.hashing import sha256_hex
+    from agentforge.core.lockfile import load_lock_data
+
+    path = tmp_path / "forge-lock.yaml"
+    existing = lock_svc.read_existing_lock(path)
+    out = lock_svc.resolve_root("app", pins=existing.pins, previous=existing.lock)
+    assert lock_svc.write_lock_file(path, out.text, lock=out.lock)
+    data = path.read_bytes()
+    entry = _cache_dir() / f"{sha256_hex(data)}.json"
+    # What the write remembered is exactly what the YAML reader loads from the file.
+    import json
+
+    assert json.loads(entry.read_text()) == load_lock_data(data, str(path))
+    from_cache = lock_svc.read_existing_lock(path).lock
+    entry.unlink()
+    from_yaml = lock_svc.read_existing_lock(path).lock  # a miss reads the file and re-caches it
+    assert from_cache == from_yaml == parse_lock(data, source="x") and entry.exists()
+    # A corrupt or tampered entry is never trusted: it is dropped and the file is read.
+    entry.write_text("{not json")
+    assert lock_svc.read_existing_lock(path).lock == from_yaml
+    entry.write_text(json.dumps({"lockfile_version": 1}))
+    assert lock_svc.read_existing_lock(path).lock == from_yaml
+    # An edited file is a different key: the edit is seen, not the cached copy.
+    path.write_text(data.decode().replace("lockfile_version: 1", "lockfile_version: 9"))
+    with pytest.raises(LockError, match="unsupported lock file version 9"):
+        lock_svc.read_existing_lock(path)
