@@ -25,6 +25,9 @@ A mirror is not thread-safe: use one per thread (``ls_remote_many`` needs no mir
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import os
 import re
 import shutil
@@ -33,13 +36,13 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import git
 from git.exc import GitCommandError
@@ -650,6 +653,24 @@ class _CatFile:
 # --------------------------------------------------------------------------- the mirror
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Files git leaves behind when it is killed while updating refs or config; each blocks the next
+#: writer ("Unable to create '….lock': File exists") until someone removes it.
+_GIT_LOCK_FILES = ("packed-refs.lock", "HEAD.lock", "config.lock", "shallow.lock", "FETCH_HEAD.lock")
+
+
+def _writes_mirror(method: _F) -> _F:
+    """Run a mirror-writing method under the mirror's write lock (see ``RepositoryMirror._write_lock``)."""
+
+    @functools.wraps(method)
+    def locked(self: RepositoryMirror, *args: Any, **kwargs: Any) -> Any:
+        with self._write_lock():
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
 class RepositoryMirror:
     """A bare mirror of one remote: its branches and tags, plus commits we pinned.
 
@@ -678,6 +699,8 @@ class RepositoryMirror:
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}
         # commit id → root tree id (commits are immutable; names such as branches are never cached)
         self._root_trees: dict[str, str] = {}
+        self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
+        self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
         self._head_target: str | None = None  # what the mirror's HEAD points at, when we know it
 
@@ -775,6 +798,43 @@ class RepositoryMirror:
             self._root_trees[commit] = header[0]
         return header[0]
 
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Every git process that writes the mirror (init, fetch, ref updates) runs holding an
+        exclusive ``flock`` on ``<mirror>.forge-lock`` beside it. The kernel drops the lock when
+        its holder dies, even by SIGKILL, so whoever holds it knows that no writer of ours is
+        running: a ``*.lock`` file git left inside the mirror (a process killed mid-fetch) is
+        stale, and is removed before git is started again. Reentrant on one object."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent / f"{self.path.name}.forge-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_fd, self._lock_depth = fd, 1
+            self._remove_stale_git_locks()
+            yield
+        finally:
+            self._lock_depth, self._lock_fd = 0, None
+            os.close(fd)  # releases the flock
+
+    def _remove_stale_git_locks(self) -> list[str]:
+        """Delete the ``*.lock`` files a killed git left in the mirror (caller holds the write lock)."""
+        if not self.path.is_dir():
+            return []
+        stale = [self.path / name for name in _GIT_LOCK_FILES if (self.path / name).exists()]
+        refs = self.path / "refs"
+        for folder, _dirs, files in os.walk(refs):
+            stale.extend(Path(folder) / f for f in files if f.endswith(".lock"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return [str(p.relative_to(self.path)) for p in stale]
+
     def close(self) -> None:
         """Stop the persistent cat-file processes (they restart on the next read)."""
         if self._cat is not None:
@@ -786,6 +846,7 @@ class RepositoryMirror:
     def exists(self) -> bool:
         return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
 
+    @_writes_mirror
     def ensure(self, *, initial_branch: str | None = None) -> None:
         """Create the bare mirror if needed and (re)set its remote URL. Idempotent.
 
@@ -923,6 +984,7 @@ class RepositoryMirror:
         out = self._git("ls-remote", "--symref", "origin", *_LS_REMOTE_PATTERNS, action="ls-remote", network=True)
         return _parse_ls_remote(out.decode("utf-8", "surrogateescape"))
 
+    @_writes_mirror
     def _record_head(
         self, head: str | None, refs: Mapping[str, object], *, recorded: str | bool | None = False
     ) -> str | None:
@@ -950,6 +1012,7 @@ class RepositoryMirror:
             pass
         return None
 
+    @_writes_mirror
     def fetch(self, remote: RemoteRefs | None = None) -> FetchResult:
         """Bring heads and tags up to date (``--prune --force``) and report what moved.
 
@@ -1027,6 +1090,7 @@ class RepositoryMirror:
         """Keep ``commit`` alive across prunes and forced updates (``refs/forge/pins/<sha>``)."""
         self.pin_many([commit])
 
+    @_writes_mirror
     def pin_many(self, commits: Sequence[str]) -> None:
         """``pin`` for several commits in one ``git update-ref --stdin`` transaction (all or none)."""
         unique = list(dict.fromkeys(commits))
@@ -1055,6 +1119,7 @@ class RepositoryMirror:
             _run(["update-ref", "--stdin"], env=self._env(), action="update-ref", cwd=self.path,
                  timeout=self._timeout, istream=stdin)
 
+    @_writes_mirror
     def unpin(self, commit: str) -> None:
         _check_commit_id(commit)
         self._git("update-ref", "-d", PIN_NAMESPACE + commit, action="update-ref")
@@ -1063,6 +1128,7 @@ class RepositoryMirror:
         header = self._header(f"{commit}^{{commit}}")
         return header is not None and (not _HEX_ID.match(commit) or header[0] == commit)
 
+    @_writes_mirror
     def fetch_commit(self, commit: str) -> None:
         """Fetch one commit by id (and pin it), for commits no remote ref reaches any more.
 

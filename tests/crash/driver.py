@@ -17,6 +17,7 @@ starts fast keeps the many crash cases affordable.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,53 @@ def run_deploy(name: str, environment: str, *sets: str) -> dict[str, Any]:
     return {"results": results}
 
 
+#: Where inside ``git fetch`` the whole process group (this driver, git and its helpers) is killed:
+#: ``pack`` — while the remote is producing the pack (``uploadpack.packObjectsHook``); ``refs`` —
+#: with the ref locks taken, before they are committed (a ``reference-transaction`` hook in the
+#: "prepared" state), which leaves the ``*.lock`` files a real crash at that instant leaves.
+GIT_KILL_POINTS = ["pack", "refs"]
+
+_KILL_HOOK = """#!/bin/sh
+kill -9 -"$AGENTFORGE_TEST_PGID"
+sleep 5
+"""
+
+_REF_HOOK = """#!/bin/sh
+# reference-transaction: $1 is prepared | committed | aborted; stdin holds "<old> <new> <ref>" lines.
+[ "$1" = prepared ] || exit 0
+if grep -q ' refs/\\(heads\\|tags\\)/'; then
+    kill -9 -"$AGENTFORGE_TEST_PGID"
+    sleep 5
+fi
+exit 0
+"""
+
+
+def run_sync_killed_in_git(where: str, scratch: str) -> dict[str, Any]:
+    """A sync whose ``git fetch`` is killed from inside git (see :data:`GIT_KILL_POINTS`)."""
+    os.setsid()  # our own process group: the hook kills exactly this tree
+    os.environ["AGENTFORGE_TEST_PGID"] = str(os.getpgid(0))
+    folder = Path(scratch)
+    hooks = folder / "hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+    config = folder / "gitconfig"
+    if where == "pack":
+        hook = folder / "pack-objects-hook"
+        hook.write_text(_KILL_HOOK)
+        config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
+    else:
+        hook = hooks / "reference-transaction"
+        hook.write_text(_REF_HOOK)
+        config.write_text(f"[core]\n\thooksPath = {hooks}\n")
+    hook.chmod(0o755)
+    os.environ["GIT_CONFIG_GLOBAL"] = str(config)  # global config: trusted for both settings
+    return run_sync()
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
-    runners = {"sync": run_sync, "install": run_install, "pull": run_pull, "deploy": run_deploy}
+    runners = {"sync": run_sync, "install": run_install, "pull": run_pull, "deploy": run_deploy,
+               "sync-killed-in-git": run_sync_killed_in_git}
     out = runners[command](*args)
     print(json.dumps(out, default=str))
     return 0

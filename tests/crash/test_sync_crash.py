@@ -10,6 +10,7 @@ is a no-op.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,29 @@ def test_first_sync_killed(lib: Library, point: str) -> None:
     lib.sync()
 
     _check_consistent(lib)
+
+
+@pytest.mark.parametrize("where", ["pack", "refs"])
+def test_sync_killed_inside_git_fetch(lib: Library, where: str, tmp_path: Path) -> None:
+    """kill -9 of the whole process group (the sync, git fetch, upload-pack) from inside git:
+    while the pack is produced, and with the ref locks taken (``refs/…/*.lock`` left behind, as a
+    real crash at that instant leaves them). The re-run removes the stale git locks — it holds the
+    mirror's write lock, so no writer of ours is alive — and syncs as if nothing had happened."""
+    from agentforge.config import get_settings
+
+    lib.repo("tools", {"a": "1.0.0", "b": "1.0.0"}, tag="v1.0.0")
+    lib.sync()
+    lib.release("tools", {"a": "1.1.0", "b": "1.1.0"}, tag="v1.1.0")
+
+    killed("sync-killed-in-git", where, str(tmp_path / "git-kill"), at="never")
+    [(repo_id,)] = lib.q("SELECT id FROM repositories")
+    mirror = get_settings().mirrors_dir / f"{repo_id}.git"
+    left = sorted(p.relative_to(mirror).as_posix() for p in mirror.rglob("*.lock"))
+    if where == "refs":
+        assert left, "the kill was meant to leave git's ref locks behind"
+    lib.sync()  # the restart and re-run
+
+    _check_consistent(lib)
+    assert not list(mirror.rglob("*.lock"))
+    lib.sync()
+    assert lib.q("SELECT sync_status::text FROM repositories") == [("SYNCED",)]
