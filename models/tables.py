@@ -121,8 +121,9 @@ class Repository(Base):
     next_sync_after: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     source_format: Mapped[str | None] = mapped_column(sa.String(50))
 
-    components: Mapped[list[Component]] = relationship(back_populates="repository")
-    forks: Mapped[list[Fork]] = relationship(back_populates="repository")
+    # The database cascades deletes (ON DELETE CASCADE): the ORM must not NULL the keys first.
+    components: Mapped[list[Component]] = relationship(back_populates="repository", passive_deletes=True)
+    forks: Mapped[list[Fork]] = relationship(back_populates="repository", passive_deletes=True)
 
 
 class Fork(Base):

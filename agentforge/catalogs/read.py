@@ -16,8 +16,11 @@ Mapping: agents → ``Agent``; commands, prompts, instructions, chat modes and s
 of its components. Every definition is a forge.dev/v1 document that ``parse_component`` /
 ``parse_composition`` accept (checked here), because the lock code re-parses definitions.
 
-Everything is read from git objects: one recursive listing of the commit's tree, then one
-batch of blob reads. A problem with one file is a problem for that component only.
+Everything is read from git objects: one recursive listing of the commit's tree (folders'
+tree ids included), then one batched read by blob id for the manifests and one for the
+markdown files (:mod:`.objects`), not a path walk and a round trip per file. Parsed files are
+kept by blob id for the life of the mirror object, so a sync reading many release points
+parses each distinct file once. A problem with one file is a problem for that component only.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from __future__ import annotations
 import bisect
 import posixpath
 import re
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from agentforge.catalogs.frontmatter import Markdown, parse_markdown
 from agentforge.catalogs.names import namespaced, normalise_name
+from agentforge.catalogs.objects import list_tree, read_objects
 from agentforge.catalogs.versions import catalog_version_from_tag, coerce_version, pseudo_version
 from agentforge.core.documents import API_VERSION, parse_component, parse_composition
 from agentforge.core.hashing import manifest_hash
@@ -56,11 +62,48 @@ _SUBAGENT_IN_BODY = re.compile(r"subagent_type[\"'`]?\s*[:=]\s*[\"'`]?([A-Za-z0-
 _COPILOT_BUILTIN_AGENTS = frozenset({"ask", "edit", "agent", "plan"})
 _MODE_SYMLINK = "120000"
 _MODE_SUBMODULE = "160000"
+#: Files are parsed with this in place of their name, so one parse (kept by blob id) serves the
+#: same blob at any path and release point; the name (``path@label``) is put back when it is used.
+_SOURCE = "\x00catalog-file\x00"
+#: Parsed files kept per mirror object at most (a sync holds its snapshots in memory anyway).
+_PARSED_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A file that did not parse: the error, with :data:`_SOURCE` where its name goes."""
+
+    message: str
+    code: str
+    hint: str | None
+
+
+_ParsedFiles = dict[tuple[str, str], Any]  # ("md" | "doc", blob id) -> Markdown | JSON/YAML value | _Failed
+#: Per mirror object (weak: it goes with the mirror, which a sync opens and closes per repository).
+_PARSED: weakref.WeakKeyDictionary[Any, _ParsedFiles] = weakref.WeakKeyDictionary()
+
+
+def _parsed_files(mirror: object) -> _ParsedFiles:
+    try:
+        cache = _PARSED.get(mirror)
+        if cache is None:
+            cache = _PARSED[mirror] = {}
+    except TypeError:  # not weak-referenceable: no reuse across calls
+        return {}
+    if len(cache) > _PARSED_LIMIT:
+        cache.clear()
+    return cache
+
+
+def _relabel(text: str, source: str) -> str:
+    return text.replace(_SOURCE, source)
 
 
 class CatalogMirror(MirrorReader, Protocol):
     """The part of ``agentforge.gitops.RepositoryMirror`` the catalog reader uses: the native
-    reader's part plus listing and commit times."""
+    reader's part plus listing, commit times and its folder (for the batched reads of :mod:`.objects`)."""
+
+    path: Path
 
     def list_files(self, commit: str, path: str) -> list[Any]: ...
     def commit_time(self, commit: str) -> datetime: ...
@@ -75,6 +118,7 @@ class _Listing:
     escaping: set[str]  # symlinks leaving the repository
     blob_ids: dict[str, str]  # path -> blob id (for single-file tree hashes)
     aliases: dict[str, str] = field(default_factory=dict)  # symlinked folder -> the folder it points at
+    tree_ids: dict[str, str] = field(default_factory=dict)  # real folder ("" = the root) -> tree id
 
     def real_path(self, path: str) -> str | None:
         """The non-symlink path of a file listed under a symlinked folder, if that path is listed too."""
@@ -106,12 +150,17 @@ class _Listing:
 
 
 def _list(mirror: CatalogMirror, commit: str) -> _Listing:
-    """One recursive listing; symlinks resolved once (in-repo folders expanded one level)."""
+    """One recursive listing (folders too); symlinks resolved once (in-repo folders expanded one level)."""
     sizes: dict[str, int | None] = {}
     blob_ids: dict[str, str] = {}
     escaping: set[str] = set()
     aliases: dict[str, str] = {}
-    for entry in mirror.list_files(commit, ""):
+    root, entries = list_tree(mirror, commit)
+    tree_ids: dict[str, str] = {"": root}
+    for entry in entries:
+        if entry.kind == "tree":
+            tree_ids[entry.path] = entry.sha
+            continue
         if entry.mode == _MODE_SUBMODULE:
             continue
         if entry.mode != _MODE_SYMLINK:
@@ -130,7 +179,7 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
                 if sub.mode not in (_MODE_SYMLINK, _MODE_SUBMODULE):
                     sizes[f"{entry.path}/{sub.path}"] = sub.size
                     blob_ids[f"{entry.path}/{sub.path}"] = sub.sha
-    return _Listing(sizes=sizes, escaping=escaping, blob_ids=blob_ids, aliases=aliases)
+    return _Listing(sizes=sizes, escaping=escaping, blob_ids=blob_ids, aliases=aliases, tree_ids=tree_ids)
 
 
 def _detect(listing: _Listing) -> str | None:
@@ -248,6 +297,9 @@ class _CatalogReader:
         self.source_file: str | None = None
         self._pseudo: str | None = None
         self._markdown: dict[str, Markdown | None] = {}
+        self._prefetched: dict[str, bytes] = {}  # path -> content read ahead in one batch (read_json)
+        self._parsed = _parsed_files(mirror)
+        self._agents: dict[str, list[_Found]] | None = None  # name and base name -> agents (records)
         self.validate = validate
 
     # ---- helpers
@@ -262,10 +314,43 @@ class _CatalogReader:
 
     def read_json(self, path: str) -> Any:
         """A JSON/YAML document; raises AgentForgeError with the path in the message."""
-        data = self.mirror.read_blob(self.commit, path, max_size=MAX_DOCUMENT_BYTES)
-        if data is None:
-            raise AgentForgeError(f"{path}{self.at}: file missing", code="CATALOG_FILE_MISSING")
-        return load_document(data, source=f"{path}{self.at}")
+        blob = self.listing.blob_ids.get(path)
+        key = ("doc", blob) if blob is not None else None
+        value = self._parsed.get(key) if key is not None else None
+        if value is None:
+            data = self._prefetched.pop(path, None)
+            if data is None:
+                data = self.mirror.read_blob(self.commit, path, max_size=MAX_DOCUMENT_BYTES)
+            if data is None:
+                raise AgentForgeError(f"{path}{self.at}: file missing", code="CATALOG_FILE_MISSING")
+            try:
+                value = load_document(data, source=_SOURCE)
+            except AgentForgeError as exc:
+                value = _Failed(exc.message, exc.code, exc.hint)
+            if key is not None and value is not None:
+                self._parsed[key] = value
+        if isinstance(value, _Failed):
+            raise AgentForgeError(_relabel(value.message, f"{path}{self.at}"), code=value.code, hint=value.hint)
+        return value
+
+    def prefetch(self, paths: list[str]) -> None:
+        """Read the listed documents among ``paths`` (not parsed yet, within the size limit) in one batch."""
+        wanted = {}
+        for path in paths:
+            blob, size = self.listing.blob_ids.get(path), self.listing.sizes.get(path)
+            if (blob is not None and size is not None and size <= MAX_DOCUMENT_BYTES
+                    and ("doc", blob) not in self._parsed and path not in self._prefetched):
+                wanted[path] = blob
+        if not wanted:
+            return
+        try:
+            contents = read_objects(self.mirror, wanted.values())
+        except AgentForgeError:
+            return  # read_json reads them one by one, and blames the one that fails
+        for path, blob in wanted.items():
+            data = contents.get(blob)
+            if data is not None:
+                self._prefetched[path] = data
 
     def load_markdown(self, paths: list[str]) -> None:
         """Read and parse every markdown file in one batch; failures become problems."""
@@ -279,35 +364,51 @@ class _CatalogReader:
                 self._markdown[path] = None
                 continue
             wanted.append(path)
-        blobs: dict[tuple[str, str], bytes | None] = {}
-        # Sizes of regular files are known from the listing (checked above), so they are read
-        # without a size limit (one cat-file round trip less per file); files reached through a
-        # symlink have no listed size and are read with the limit.
-        sized = [p for p in wanted if self.listing.sizes.get(p) is not None]
-        unsized = [p for p in wanted if self.listing.sizes.get(p) is None]
+        blob_ids = self.listing.blob_ids
+        # Files parsed before (at another path or release point) are not read again.
+        unread = [p for p in wanted if p not in blob_ids or ("md", blob_ids[p]) not in self._parsed]
+        # Sizes of regular files are known from the listing (checked above), so they are read by
+        # blob id in one cat-file batch; files reached through a symlink have no listed size and
+        # are read through the mirror with the limit.
+        sized = [p for p in unread if self.listing.sizes.get(p) is not None and p in blob_ids]
+        unsized = [p for p in unread if self.listing.sizes.get(p) is None or p not in blob_ids]
+        blobs: dict[str, bytes | None] = {}
         try:
-            blobs = self.mirror.read_blobs([(self.commit, p) for p in sized])
-            blobs.update(self.mirror.read_blobs([(self.commit, p) for p in unsized], max_size=MAX_MARKDOWN_BYTES))
+            contents = read_objects(self.mirror, [blob_ids[p] for p in sized],
+                                    sizes={blob_ids[p]: self.listing.sizes[p] or 0 for p in sized})
+            blobs = {p: contents.get(blob_ids[p]) for p in sized}
+            missing = [p for p in sized if blobs[p] is None]  # listed but not readable: a damaged mirror
+            through = self.mirror.read_blobs([(self.commit, p) for p in [*unsized, *missing]],
+                                             max_size=MAX_MARKDOWN_BYTES)
+            blobs.update({p: data for (_, p), data in through.items()})
         except AgentForgeError:
-            for path in wanted:  # one bad file fails the batch: read one by one to blame only it
+            for path in unread:  # one bad file fails the batch: read one by one to blame only it
                 try:
-                    blobs[(self.commit, path)] = self.mirror.read_blob(self.commit, path, max_size=MAX_MARKDOWN_BYTES)
+                    blobs[path] = self.mirror.read_blob(self.commit, path, max_size=MAX_MARKDOWN_BYTES)
                 except AgentForgeError as exc:
                     self.problem(f"{path}{self.at}: {exc.message}; skipped")
-                    blobs[(self.commit, path)] = None
+                    blobs[path] = None
         for path in wanted:
-            data = blobs.get((self.commit, path))
-            if data is None:
-                self._markdown[path] = None
-                continue
-            try:
-                parsed = parse_markdown(data, source=f"{path}{self.at}")
-            except AgentForgeError as exc:
-                self.problem(f"{exc.message}; skipped")
+            source = f"{path}{self.at}"
+            key = ("md", blob_ids[path]) if path in blob_ids else None
+            parsed: Markdown | _Failed | None = self._parsed.get(key) if key is not None else None
+            if parsed is None:
+                data = blobs.get(path)
+                if data is None:
+                    self._markdown[path] = None
+                    continue
+                try:
+                    parsed = parse_markdown(data, source=_SOURCE)
+                except AgentForgeError as exc:
+                    parsed = _Failed(exc.message, exc.code, exc.hint)
+                if key is not None:
+                    self._parsed[key] = parsed
+            if isinstance(parsed, _Failed):
+                self.problem(f"{_relabel(parsed.message, source)}; skipped")
                 self._markdown[path] = None
                 continue
             for warning in parsed.warnings:
-                self.problem(f"warning: {warning}")
+                self.problem(f"warning: {_relabel(warning, source)}")
             self._markdown[path] = parsed
 
     def add_markdown(self, path: str, kind: str, catalog_type: str, plugin: _Plugin | None,
@@ -351,12 +452,18 @@ class _CatalogReader:
                              f"{fallback!r}); {item.catalog_type} skipped")
                 continue
             item.base_name, item.original_name = name, original
-            item.fields, item.body, item.lenient = parsed.fields, parsed.body, parsed.lenient
+            # A copy: the parse is shared by every path and release point holding this blob.
+            item.fields, item.body, item.lenient = dict(parsed.fields), parsed.body, parsed.lenient
             self.component_version(item)
             kept.append(item)
+        self._keep(kept)
+
+    def _keep(self, kept: list[_Found]) -> None:
+        """``kept`` is what stays found; plugins lose the rest (by identity: a set, not a list scan)."""
         self.found = kept
+        ids = {id(f) for f in kept}
         for plugin in self.plugins:
-            plugin.found = [f for f in plugin.found if f in kept]
+            plugin.found = [f for f in plugin.found if id(f) in ids]
 
     def component_version(self, item: _Found) -> None:
         fields = item.fields
@@ -386,6 +493,10 @@ class _CatalogReader:
             raise AgentForgeError(f"{path}{self.at}: expected an object with a 'plugins' list",
                                   code="CATALOG_INVALID")
         self.manifest_meta = {k: document[k] for k in ("name", "owner", "metadata", "description") if k in document}
+        # Every plugin manifest and .mcp.json in one batch, before the plugins are read one by one.
+        self.prefetch([p for p in self.listing.sizes
+                       if (p.endswith("/plugin.json") and posixpath.basename(posixpath.dirname(p)) in
+                           PLUGIN_MANIFEST_DIRS) or posixpath.basename(p) == ".mcp.json"])
         renames = document.get("renames") or {}
         if isinstance(renames, dict):
             self.renames = {str(k): str(v) for k, v in renames.items() if isinstance(v, str)}
@@ -454,6 +565,9 @@ class _CatalogReader:
             dependency["path"] = source["path"]
         if previous:
             dependency["previous_names"] = previous
+        extra = {k: entry[k] for k in ("version", "description", "category") if entry.get(k) is not None}
+        if extra:  # what the marketplace says of the plugin (`--follow-external` versions its composition by it)
+            dependency["marketplace_entry"] = extra
         self.external.append(dependency)
         self.problem(f"{where}: plugin {name!r} lives in {repository} ({version}); unresolved — "
                      "register that repository (or sync with --follow-external) to use it")
@@ -588,6 +702,13 @@ class _CatalogReader:
                                 if f"{d}/plugin.json" in self.listing.sizes)
         self.read_plugin("", {})
 
+    def read_folder_plugin(self, folder: str) -> None:
+        """The plugin in ``folder`` (a marketplace's ``git-subdir`` source), whatever the root holds."""
+        prefix = f"{folder}/" if folder else ""
+        self.source_file = next((f"{prefix}{d}/plugin.json" for d in PLUGIN_MANIFEST_DIRS
+                                 if f"{prefix}{d}/plugin.json" in self.listing.sizes), None)
+        self.read_plugin(folder, {})
+
     def read_loose(self) -> None:
         """Copilot files, Claude project files and skills anywhere in the tree."""
         skill_folders: list[str] = []
@@ -612,14 +733,25 @@ class _CatalogReader:
                     self.add_markdown(path, "Agent", "agent", None)
                 elif parent == ".claude/commands":
                     self.add_markdown(path, "Prompt", "command", None)
-        nested = [f for f in self.found if f.catalog_type == "skill" and any(
-            f.path != s and (s in ("", ".") or f.path.startswith(s + "/")) for s in skill_folders)]
-        for item in nested:  # a skill inside another skill's folder is one of its files
-            self.found.remove(item)
+        # A skill inside another skill's folder is one of its files. Its ancestors are looked up in
+        # a set (a scan of every skill per skill was quadratic); a skill at the root ("" or ".")
+        # holds every other skill, and is not inside itself.
+        folders = {"" if f in ("", ".") else f for f in skill_folders}
+
+        def nested(item: _Found) -> bool:
+            folder = "" if item.path in ("", ".") else item.path
+            while folder:
+                folder = posixpath.dirname(folder)
+                if folder in folders:
+                    return True
+            return False
+
+        self.found = [f for f in self.found if f.catalog_type != "skill" or not nested(f)]
 
     def read_mcp_servers(self) -> None:
         candidates = [p for p in self.listing.under("") if posixpath.basename(p) == "server.json" and p.count("/") <= 3]
         self.source_file = "server.json" if "server.json" in self.listing.sizes else None
+        self.prefetch(candidates)
         for path in candidates:
             try:
                 document = self.read_json(path)
@@ -685,9 +817,7 @@ class _CatalogReader:
                 continue
             final[key] = item
             kept.append(item)
-        self.found = kept
-        for plugin in self.plugins:
-            plugin.found = [f for f in plugin.found if f in kept]
+        self._keep(kept)
 
     def references(self, item: _Found) -> list[str]:
         fields = item.fields
@@ -711,16 +841,22 @@ class _CatalogReader:
         return list(dict.fromkeys(r.strip() for r in refs if r.strip()))
 
     def resolve_agent(self, ref: str, item: _Found) -> _Found | None:
-        agents = [f for f in self.found if f.kind == "Agent"]
+        if self._agents is None:  # built once, after the names are final (a scan per reference was quadratic)
+            self._agents = defaultdict(list)
+            for found in self.found:
+                if found.kind == "Agent":
+                    for key in dict.fromkeys((found.base_name, found.name)):
+                        self._agents[key].append(found)
         plugin_part, _, local = ref.rpartition(":")
         wanted = normalise_name(local) or local
+        agents = self._agents.get(wanted, [])  # those with `wanted` as their name or base name
         if plugin_part:
             plugin_name = normalise_name(plugin_part) or plugin_part
             matches = [a for a in agents if a.plugin is not None
-                       and plugin_name in (a.plugin.name, a.plugin.original_name) and wanted in (a.base_name, a.name)]
+                       and plugin_name in (a.plugin.name, a.plugin.original_name)]
             return matches[0] if len(matches) == 1 else None
         if item.plugin is not None:
-            same = [a for a in agents if a.plugin is item.plugin and wanted in (a.base_name, a.name)]
+            same = [a for a in agents if a.plugin is item.plugin]
             if len(same) == 1:
                 return same[0]
         exact = [a for a in agents if a.name == wanted]
@@ -785,6 +921,9 @@ class _CatalogReader:
     def tree_of(self, item: _Found) -> str | None:
         if item.path == item.source_file and item.path in self.listing.blob_ids:
             return self.listing.blob_ids[item.path]  # a single-file component: its blob id
+        listed = self.listing.tree_ids.get("" if item.path in ("", ".") else item.path)
+        if listed is not None:
+            return listed  # a real folder (not reached through a symlink): its id from the listing
         try:
             tree = self.mirror.tree_id(self.commit, "" if item.path in ("", ".") else item.path)
         except AgentForgeError:
@@ -881,7 +1020,8 @@ def _validation_view(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, format: str | None = None,
-                          read_components: bool = True, validate: bool = False) -> Snapshot:
+                          read_components: bool = True, validate: bool = False,
+                          plugin_folder: str | None = None) -> Snapshot:
     """What the repository offers at ``commit``, in whatever layout it has (``format`` forces one).
 
     Same contract as :func:`agentforge.reader.read_snapshot`: problems per component in
@@ -894,7 +1034,13 @@ def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, for
     coerced or pseudo, text fields as strings); ``validate=True`` also runs them through
     ``parse_component``/``parse_composition`` (a record that fails becomes a problem) — the
     tests do, the sync need not pay ~0.2 ms a record for it.
+
+    ``plugin_folder``: read only the Claude plugin in that folder (``format`` is then
+    ``claude-plugin``), as a marketplace's ``git-subdir`` source names it; a folder that does not
+    exist (or leaves the repository) is ``fatal``.
     """
+    if plugin_folder is not None:
+        format = "claude-plugin"
     if format is not None and format not in FORMATS:
         raise AgentForgeError(f"unknown repository format {format!r}", code="FORMAT_UNKNOWN",
                               hint=f"Use one of: {', '.join(FORMATS)}.")
@@ -916,6 +1062,12 @@ def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, for
             if not any(f"{d}/marketplace.json" in listing.sizes for d in PLUGIN_MANIFEST_DIRS):
                 raise AgentForgeError(f".claude-plugin/marketplace.json{at}: missing (format {fmt} was asked for)")
             reader.read_marketplace()
+        elif plugin_folder is not None:
+            folder = _relpath("", plugin_folder)
+            if folder is None or not listing.has_folder(folder):
+                raise AgentForgeError(f"{plugin_folder}{at}: no such folder in the repository",
+                                      code="CATALOG_FILE_MISSING")
+            reader.read_folder_plugin(folder)
         elif fmt == "claude-plugin":
             if not any(f"{d}/plugin.json" in listing.sizes for d in PLUGIN_MANIFEST_DIRS):
                 raise AgentForgeError(f".claude-plugin/plugin.json{at}: missing (format {fmt} was asked for)")
@@ -924,7 +1076,7 @@ def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, for
             reader.read_mcp_servers()
         else:  # copilot, agent-skills
             reader.read_loose()
-        for link in sorted(listing.escaping):
+        for link in (listing.escapes_under(plugin_folder) if plugin_folder else sorted(listing.escaping)):
             reader.problem(f"{link}{at}: symlink leaves the repository; not read")
         reader.finish_markdown()
         reader.assign_names()

@@ -130,6 +130,9 @@ def apply_release_tags(snapshot: Snapshot, tags: Iterable[str]) -> Snapshot:
     parsed = [(tag, found) for tag in sorted(tags) if (found := catalog_version_from_tag(tag)) is not None]
     if not parsed:
         return snapshot
+    # Highest version first, ties in tag order (a stable sort): parsed once per tag, not per component.
+    order = {tag: rank for rank, (tag, _) in enumerate(
+        sorted(parsed, key=lambda item: semver.Version.parse(item[1][1]), reverse=True))}
     components: list[ComponentRecord] = []
     problems = list(snapshot.problems)
     for record in snapshot.components:
@@ -139,7 +142,7 @@ def apply_release_tags(snapshot: Snapshot, tags: Iterable[str]) -> Snapshot:
         if not chosen:
             components.append(record)
             continue
-        chosen.sort(key=lambda item: semver.Version.parse(item[1]), reverse=True)
+        chosen.sort(key=lambda item: order[item[0]])
         tag, version = chosen[0]
         for other, other_version in chosen[1:]:
             if other_version != version:
@@ -160,8 +163,7 @@ def apply_release_tags(snapshot: Snapshot, tags: Iterable[str]) -> Snapshot:
         meta = comp.definition.get("metadata") or {}
         scoped = [(t, v) for t, (s, v) in parsed
                   if s is not None and tag_applies_to(s, name=comp.name, path=comp.path, metadata=meta)]
-        chosen = sorted(scoped or [(t, v) for t, (s, v) in parsed if s is None],
-                        key=lambda item: semver.Version.parse(item[1]), reverse=True)
+        chosen = sorted(scoped or [(t, v) for t, (s, v) in parsed if s is None], key=lambda item: order[item[0]])
         if chosen and chosen[0][1] != comp.version:
             tag, version = chosen[0]
             if meta.get("version_source") != "pseudo":

@@ -8,6 +8,7 @@ import typer
 
 if TYPE_CHECKING:
     from agentforge.core.results import RepoSyncResult
+    from agentforge.services.repos import FollowReport
 
 from agentforge.cli.common import engine, prepare_prefect, run_flow
 from agentforge.cli.output import STATE, console, emit, err_console, table
@@ -173,8 +174,9 @@ def run_sync(names: list[str] | None) -> list[RepoSyncResult]:
 
 def sync(names: list[str] | None = typer.Argument(None, help="Repositories (default: all)"),
          follow_external: bool = typer.Option(False, "--follow-external",
-                                              help="Register the external plugin sources of synced marketplaces "
-                                                   "as repositories (sync them next)")) -> None:
+                                              help="Register and sync the external plugin sources of synced "
+                                                   "marketplaces (on the marketplace's own host) and write each "
+                                                   "external plugin's composition, pinned to its sha/ref")) -> None:
     """Sync repositories: one batched ref check, then fetch and read only what moved.
 
     The ref check and the records of unchanged or unreachable repositories run here, without
@@ -208,8 +210,9 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
     finally:
         unsubscribe()
     data = [r.model_dump() for r in results]
+    reports = _follow_external(results) if follow_external else None
     if STATE.json:
-        emit(data)
+        emit(data if reports is None else {"sync": data, "external": [r.model_dump() for r in reports]})
     else:
         console.print(table(["repository", "status", "new rows", "releases", "detail"],
                             [(r.name, r.status, r.new_components or "", r.releases or "",
@@ -217,25 +220,38 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
         for r in results:
             for p in r.problems:
                 console.print(f"  ⚠ {r.name}: {p}", markup=False)
-    if follow_external:
-        from agentforge.services.repos import follow_external as follow
-
-        for r in results:
-            if r.status != "synced":
-                continue
-            added, problems = follow(r.name)
-            for a in added:
-                if not STATE.json:
-                    console.print(f"  + {r.name}: external source {a.url} "
-                                  f"{'registered as' if a.created else 'already registered as'} {a.name}",
-                                  markup=False)
-            for p in problems:
-                if not STATE.json:
-                    console.print(f"  ⚠ {r.name}: {p}", markup=False)
-    if any(r.status == "failed" for r in results):
+        if reports is not None:
+            _print_follow(reports)
+    followed = [r for report in reports or [] for r in report.synced]
+    if any(r.status == "failed" for r in [*results, *followed]):
         # SystemExit, not typer.Exit: under standalone_mode=False click *returns* an Exit's code,
         # and main() ignores that return value, so typer.Exit(1) would end with status 0.
         raise SystemExit(1)
+
+
+def _follow_external(results: list[RepoSyncResult]) -> list[FollowReport]:
+    """`sync --follow-external`: register, sync (through the flow, like this sync) and link the
+    external plugins of every marketplace this sync saw; see ``services.repos.follow_external``."""
+    from agentforge.services.repos import follow_external
+
+    seen = [r.name for r in results if r.status in ("synced", "unchanged")]
+    reports = follow_external(seen, sync=run_sync, already_synced=[r.name for r in results])
+    return [r for r in reports if r.sources]
+
+
+def _print_follow(reports: list[FollowReport]) -> None:
+    for report in reports:
+        for a in report.registered:
+            console.print(f"  + {report.marketplace}: external source {a.url} "
+                          f"{'registered as' if a.created else 'already registered as'} {a.name}", markup=False)
+        for r in report.synced:
+            console.print(f"  {r.name}: {r.status} {r.error or r.message}", markup=False)
+            for p in r.problems:
+                console.print(f"  ⚠ {r.name}: {p}", markup=False)
+        console.print(table(["plugin", "status", "repository", "pinned", "detail"],
+                            [(s.plugin, s.status, s.repository or s.url, (s.commit or s.version)[:19], s.message)
+                             for s in report.sources],
+                            title=f"external plugins of {report.marketplace}"))
 
 
 def register(app: typer.Typer) -> None:

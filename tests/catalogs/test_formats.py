@@ -203,3 +203,26 @@ def test_parse_markdown_unit():
     assert lenient.lenient and lenient.fields["description"] == "x: y"
     assert lenient.fields["tools"] == ["Read", "Grep"] and lenient.fields["list"] == ["one", "two"]
     assert lenient.field_lines["name"] == 2
+
+
+def test_skill_at_the_repository_root(factory, open_mirror):
+    # A single-skill repository (SKILL.md at the root): one component, the whole repository,
+    # whose SKILL.md files further down are its files, not skills of their own.
+    repo = factory.create("one-skill", files={
+        "SKILL.md": md("name: root-skill\ndescription: The whole repository\n", "Do it.\n"),
+        "scripts/run.py": "print('run')\n",
+        "examples/inner/SKILL.md": md("name: inner\n", "An example, part of root-skill.\n"),
+    })
+    mirror = open_mirror(repo)
+    commit = repo.commits[-1]
+    snap = read_catalog_snapshot(mirror, commit, label="main", validate=True)
+    assert [(c.name, c.path) for c in snap.components] == [("root-skill", ".")]
+    assert snap.components[0].tree_hash == repo.git("rev-parse", f"{commit}^{{tree}}")
+    assert snap.manifest["catalog"]["counts"] == {"plugin": 0, "skill": 1}
+    # Skills side by side, one nested in another's folder: the nested one is the outer one's file.
+    repo = factory.create("skills", files={
+        "skills/a/SKILL.md": md("name: a\n"), "skills/a/sub/SKILL.md": md("name: a-sub\n"),
+        "skills/b/SKILL.md": md("name: b\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main")
+    assert sorted(c.name for c in snap.components) == ["a", "b"]

@@ -124,3 +124,31 @@ def test_ls_and_show_never_import_prefect(env) -> None:
     code_show = code.replace("'--json', 'ls'", "'show', 'nothing'")
     done = subprocess.run([sys.executable, "-c", code_show], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "CLEAN", done.stderr
+
+
+def test_repo_rm_of_a_synced_repository(env, factory, register, prefect_env) -> None:
+    """`repo rm` drops the repository with its component rows and mirror (the database cascades);
+    installed components make it refuse (exit 2, nothing removed) unless --force."""
+    from agentforge.config import get_settings
+
+    register(factory.create("gone", files=tools_files(["a", "b"]), tag="v1.0.0"))
+    register(factory.create("kept", files=tools_files(["c"]), tag="v1.0.0"))
+    assert cli("sync", env=prefect_env).code == 0
+    [(gone_id,)] = q(env, "SELECT id FROM repositories WHERE name = 'gone'")
+    mirror = get_settings().mirrors_dir / f"{gone_id}.git"
+    assert mirror.is_dir() and one(env, "SELECT count(*) FROM components")[0] == 3
+    import sqlalchemy as sa
+
+    with env.begin() as conn:
+        conn.execute(sa.text("UPDATE components SET is_installed = true WHERE name = 'a'"))
+    refused = cli("repo", "rm", "gone", env=prefect_env)
+    assert refused.code == 2 and "installed components: a" in refused.err + refused.out
+    assert "Traceback" not in refused.err + refused.out
+    assert one(env, "SELECT count(*) FROM components")[0] == 3 and mirror.is_dir()
+    removed = cli("repo", "rm", "gone", "--force", env=prefect_env)
+    assert removed.code == 0, removed.out + removed.err
+    assert q(env, "SELECT name FROM repositories") == [("kept",)]
+    assert q(env, "SELECT name FROM components") == [("c",)]
+    assert not mirror.exists() and not mirror.with_name(f"{mirror.name}.forge-lock").exists()
+    again = cli("repo", "rm", "gone", env=prefect_env)
+    assert again.code == 2 and "gone" in again.err + again.out
