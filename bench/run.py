@@ -98,7 +98,8 @@ def parse_bench_line(name: str, text: str) -> list[Figure] | None:
     out = []
     for f in json.loads(line[len("BENCH "):])["figures"]:
         ratio = f["value"] / f["baseline"] if f.get("baseline") else None
-        goal = f"≤ {f['goal']:g} × raw" if f.get("goal") else "(raw baseline)"
+        goal = (f"≤ {f['goal']:g} × raw" if f.get("goal")
+                else "(no goal)" if f.get("baseline") else "(raw baseline)")
         out.append(Figure(name, f["figure"], f["value"], goal, ratio, _verdict(ratio, f.get("goal"))))
     return out
 

@@ -69,6 +69,20 @@ def repo_ls() -> None:
 
 
 @repo_app.command("show")
+
+def _normalised(url: object) -> str | None:
+    """A source URL as stored for a registered repository (None when it is not a valid one)."""
+    from agentforge.core.urls import normalise_repository_url
+    from agentforge.errors import AgentForgeError
+
+    if not isinstance(url, str):
+        return None
+    try:
+        return normalise_repository_url(url)
+    except AgentForgeError:
+        return url
+
+
 def repo_show(name: str = typer.Argument(...)) -> None:
     """Show one repository: sync state, tags (with moved ones), last operations."""
     import sqlalchemy as sa
@@ -94,7 +108,7 @@ def repo_show(name: str = typer.Argument(...)) -> None:
             "format_forced": (repo.source_format or "").startswith("forced:"),
             "format_counts": dict(catalog.get("counts") or {}),
             "unresolved_external": [e for e in (catalog.get("external") or [])
-                                    if isinstance(e, dict) and e.get("repository") not in known_urls],
+                                    if isinstance(e, dict) and _normalised(e.get("repository")) not in known_urls],
             "manifest_hash": repo.manifest_hash, "last_error": repo.last_error,
             "components": counts[0], "component_rows": counts[1],
             "tags": [{"tag": t.tag, "commit": t.first_commit, "state": t.state.value,
