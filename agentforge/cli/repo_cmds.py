@@ -68,8 +68,6 @@ def repo_ls() -> None:
                       for d in data]) if data else "No repositories yet. Add one with `agentforge repo add URL`.")
 
 
-@repo_app.command("show")
-
 def _normalised(url: object) -> str | None:
     """A source URL as stored for a registered repository (None when it is not a valid one)."""
     from agentforge.core.urls import normalise_repository_url
@@ -83,6 +81,7 @@ def _normalised(url: object) -> str | None:
         return url
 
 
+@repo_app.command("show")
 def repo_show(name: str = typer.Argument(...)) -> None:
     """Show one repository: sync state, tags (with moved ones), last operations."""
     import sqlalchemy as sa
