@@ -39,15 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from _scratch import scratch_database  # noqa: E402  (bench/ is the script's folder)
 
 _TMP = Path(tempfile.mkdtemp(prefix="agentforge-bench-catalog-"))
 # Before any agentforge import reads the settings: mirrors and config under the scratch folder.
@@ -134,49 +133,6 @@ def parse_all(files: list[tuple[str, bytes]]) -> None:
             json.loads(data)
 
 
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    import sqlalchemy as sa
-
-    from agentforge.db import dispose_engines, normalise_database_url, start_embedded_server
-
-    server = os.environ.get("AGENTFORGE_TEST_DATABASE_URL")
-    pgdata = _TMP / "pgdata"
-    if not server:
-        server = f"postgresql://postgres@/postgres?host={start_embedded_server(pgdata)}"
-    base = normalise_database_url(server)
-    name = f"agentforge_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        _stop_embedded(pgdata)
-
-
-def _stop_embedded(pgdata: Path) -> None:
-    """Stop the embedded server this run started (it outlives its process by design: the CLI
-    reuses it), before its folder is removed: a fast shutdown of the postmaster, by its pid."""
-    import signal
-
-    pidfile = pgdata / "postmaster.pid"
-    if not pidfile.is_file():
-        return
-    pid = int(pidfile.read_text().split("\n", 1)[0])
-    try:
-        os.kill(pid, signal.SIGINT)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except (ProcessLookupError, PermissionError):
-        return
-
-
 def cold_sync(url: str, name: str) -> tuple[float, dict[str, Any]]:
     """Register and sync the repository (what `agentforge repo add URL` + `agentforge sync` run,
     minus Prefect); the seconds, and what was written (rows read back, outside the timing)."""
@@ -228,7 +184,7 @@ def measure_sync(url: str, repeat: int) -> tuple[float, dict[str, Any]]:
 
     best = float("inf")
     facts: dict[str, Any] = {}
-    with scratch_database() as db_url:
+    with scratch_database(_TMP) as db_url:
         os.environ["AGENTFORGE_DATABASE_URL"] = db_url
         reset_settings_cache()
         engine()  # migrated before the clock starts

@@ -26,12 +26,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _scratch import scratch_database
 
 T = TypeVar("T")
 _TMP = Path(tempfile.mkdtemp(prefix="agentforge-bench-"))
@@ -45,30 +46,6 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    from agentforge.db import normalise_database_url, start_embedded_server
-
-    server = os.environ.get("AGENTFORGE_TEST_DATABASE_URL")
-    if not server:
-        server = f"postgresql://postgres@/postgres?host={start_embedded_server(_TMP / 'pgdata')}"
-    base = normalise_database_url(server)
-    name = f"agentforge_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        from agentforge.db import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # One repository; component c<i> at versions 1.0.0 … 1.<V-1>.0. In each chain of 10, c<i> needs
@@ -171,7 +148,7 @@ def main() -> int:
     n = args.components or (200 if args.quick else 2000)
     versions = args.versions or (5 if args.quick else 20)
 
-    with scratch_database() as url:
+    with scratch_database(_TMP) as url:
         os.environ["AGENTFORGE_DATABASE_URL"] = url
         from agentforge.config import reset_settings_cache
 
