@@ -178,7 +178,7 @@ def forget_repository(name: str) -> None:
     shutil.rmtree(mirror_path(get_settings(), repo_id), ignore_errors=True)
 
 
-def measure_sync(url: str, repeat: int) -> tuple[float, dict[str, Any]]:
+def measure_sync(url: str, repeat: int, profile: str | None = None) -> tuple[float, dict[str, Any]]:
     from agentforge.cli.common import engine
     from agentforge.config import reset_settings_cache
 
@@ -192,7 +192,17 @@ def measure_sync(url: str, repeat: int) -> tuple[float, dict[str, Any]]:
         # imports publish (and PyGithub) lazily, which would otherwise land in the first run only.
         import agentforge.services.publish  # noqa: F401
         for run in range(repeat):
+            profiler = None
+            if profile and run == repeat - 1:
+                from pyinstrument import Profiler
+
+                profiler = Profiler()
+                profiler.start()
             seconds, facts = cold_sync(url, f"bench-catalog-{run}")
+            if profiler is not None:
+                profiler.stop()
+                Path(profile).write_text(profiler.output_html())
+                print(profiler.output_text(unicode=False, color=False)[:12000])
             best = min(best, seconds)
             forget_repository(f"bench-catalog-{run}")
     return best, facts
@@ -206,6 +216,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best time of each part is kept")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--no-sync", action="store_true", help="skip the cold sync (no database needed)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write a pyinstrument HTML profile of the last cold sync to FILE (needs pyinstrument)")
     args = parser.parse_args()
     plugins, components = (30, 200) if args.quick else (args.p, args.m)
 
@@ -241,7 +253,7 @@ def main() -> None:
         assert snap.fatal is None, snap.fatal
         ours = clone_s + read_s
         baseline = raw_s + parse_s
-        sync_s, written = (None, {}) if args.no_sync else measure_sync(bare.as_uri(), args.repeat)
+        sync_s, written = (None, {}) if args.no_sync else measure_sync(bare.as_uri(), args.repeat, args.profile)
         print(f"repository: {plugins} plugins, {components} markdown components, {len(files)} .md/.json files "
               f"(built in {build_s:.1f} s)")
         print(f"records: {len(snap.components)} components, {len(snap.compositions)} compositions, "
