@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN_PATTERNS = [
-    re.compile(r"(gh[pousr]_[A-Za-z0-9]{16,})"),
-    re.compile(r"(github_pat_[A-Za-z0-9_]{20,})"),
+_TOKEN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(gh[pousr]_[A-Za-z0-9]{16,})"), "***"),
+    (re.compile(r"(github_pat_[A-Za-z0-9_]{20,})"), "***"),
     # user:password@ inside URLs (the user name alone is not secret, and hints show examples).
-    re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@"),
+    (re.compile(r"(?<=://)([^/@\s:]+):([^/@\s]+)@"), r"\1:***@"),
+    # A lone user info in an http(s) URL is how tokens are passed (https://TOKEN@host/…); an
+    # ssh user name (ssh://git@host, git@host:o/r) is not a secret and stays.
+    (re.compile(r"(?i)(?:(?<=https://)|(?<=http://))[^/@\s:*]+@"), "***@"),
 ]
 
 
@@ -24,8 +27,8 @@ def redact(text: str, *secrets: str | None) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(lambda m: f"{m.group(1)}:***@" if m.group(0).endswith("@") else "***", text)
+    for pattern, replacement in _TOKEN_PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
 
 

@@ -95,6 +95,19 @@ def test_credentials_are_redacted_and_hint_names_the_token_variable() -> None:
     assert info.value.hint and "GITHUB_TOKEN" in info.value.hint
 
 
+@pytest.mark.parametrize("url", ["https://s3cr3tTok3n@127.0.0.1/o/r", "HTTP://s3cr3tTok3n@h/o/r",
+                                 "https://me:s3cr3tTok3n@h/o/r"])
+def test_a_token_as_url_user_info_is_never_echoed(url: str) -> None:
+    """`https://TOKEN@host/…` is how tokens ride in URLs: refused, and the message masks it."""
+    from agentforge.errors import redact
+
+    with pytest.raises(UrlError) as info:
+        normalise_repository_url(url)
+    assert "s3cr3tTok3n" not in info.value.message + (info.value.hint or "")
+    assert "s3cr3tTok3n" not in redact(f"git fetch failed ({url})")
+    assert redact("ssh://git@h/o/r and git@h:o/r") == "ssh://git@h/o/r and git@h:o/r"  # ssh user names stay
+
+
 def test_http_only_when_insecure_is_allowed() -> None:
     assert normalise_repository_url("http://LOCALHOST:8080/o/r.git", allow_insecure=True) == "http://localhost:8080/o/r"
     with pytest.raises(UrlError):
