@@ -3,6 +3,7 @@
     .venv/bin/python bench/read_path.py                # 10,000 components, all installed
     .venv/bin/python bench/read_path.py --quick        # 1,000 components
     .venv/bin/python bench/read_path.py -n 5000 --repeat 7
+    .venv/bin/python bench/read_path.py --quick --keep   # keep the database and home (for a profiler)
 
 A fresh database (``AGENTFORGE_TEST_DATABASE_URL`` when set, else an embedded server under a
 temporary home; its start-up is not counted) gets N component rows in one repository, every
@@ -15,7 +16,10 @@ Measured, best of ``--repeat`` runs, each a new process as a user runs it (outpu
 - baseline: ``python -c 'import sqlalchemy'`` plus one query (connect, ``SELECT count(*) FROM
   components``) — the least any read-only command that asks Postgres can cost;
 - ``agentforge ls`` (every component, latest version, other versions);
-- ``agentforge status`` (every installed component, direct edits folded).
+- ``agentforge status`` with no stat index (``<install root>/.forge/status.index`` deleted before
+  each run): every installed file read and hashed, as the first status after an install;
+- ``agentforge status`` as a user runs it again: folders unchanged since the last run are
+  answered from the stat index (still one ``stat`` per file and a listing per folder).
 
 Goal (issue 10): each within 3 × the baseline. Nothing is asserted; the ratios are printed,
 and the last line is ``BENCH {json}`` for ``bench/run.py``.
@@ -24,14 +28,17 @@ and the last line is ``BENCH {json}`` for ``bench/run.py``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,9 +57,13 @@ GOAL = 3.0
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(*, keep: bool = False) -> Iterator[str]:
     from agentforge.db import dispose_engines, normalise_database_url, start_embedded_server
 
+    if not keep:
+        # Registered before the embedded server's own exit handler, so it runs after it (which
+        # still writes under XDG_RUNTIME_DIR, inside the temporary folder).
+        atexit.register(shutil.rmtree, _TMP, True)
     server = os.environ.get("AGENTFORGE_TEST_DATABASE_URL")
     if not server:
         server = f"postgresql://postgres@/postgres?host={start_embedded_server(_TMP / 'pgdata')}"
@@ -65,9 +76,29 @@ def scratch_database() -> Iterator[str]:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        if not keep:
+            _stop_embedded(_TMP / "pgdata")
+            shutil.rmtree(_TMP, ignore_errors=True)
+
+
+def _stop_embedded(pgdata: Path) -> None:
+    """Stop the embedded server this run started (it outlives its process by design: the CLI
+    reuses it), before its folder is removed: a fast shutdown of the postmaster, by its pid."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except (ProcessLookupError, PermissionError):
+        return
 
 
 def populate(engine: sa.Engine, n: int, install_root: Path) -> None:
@@ -106,9 +137,11 @@ def populate(engine: sa.Engine, n: int, install_root: Path) -> None:
         conn.execute(sa.text("ANALYZE components"))
 
 
-def best_of(command: list[str], repeat: int, env: dict[str, str]) -> float:
+def best_of(command: list[str], repeat: int, env: dict[str, str], before: Callable[[], None] | None = None) -> float:
     best = float("inf")
     for _ in range(repeat):
+        if before is not None:
+            before()
         start = time.perf_counter()
         proc = subprocess.run(command, env=env, capture_output=True, cwd=_TMP)
         elapsed = time.perf_counter() - start
@@ -123,10 +156,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 components")
     parser.add_argument("-n", "--components", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch database and home, and print the environment to reuse them")
     args = parser.parse_args()
     n = args.components or (1000 if args.quick else 10_000)
 
-    with scratch_database() as url:
+    with scratch_database(keep=args.keep) as url:
         os.environ["AGENTFORGE_DATABASE_URL"] = url
         from agentforge.config import get_settings, reset_settings_cache
         from agentforge.db import get_engine
@@ -146,12 +181,15 @@ def main() -> int:
         import_only = best_of([sys.executable, "-c", "import sqlalchemy"], args.repeat, env)
         cli = [sys.executable, "-m", "agentforge.cli.main"]
         ls_s = best_of([*cli, "ls"], args.repeat, env)
+        index = get_settings().effective_install_root / ".forge" / "status.index"
+        cold_s = best_of([*cli, "status"], args.repeat, env, before=lambda: index.unlink(missing_ok=True))
         status_s = best_of([*cli, "status"], args.repeat, env)
 
     figures: list[dict[str, Any]] = [
         {"figure": "python -c 'import sqlalchemy' (raw)", "value": import_only, "goal": None, "baseline": None},
         {"figure": "import sqlalchemy + one query (raw)", "value": baseline, "goal": None, "baseline": None},
         {"figure": f"agentforge ls ({n} components)", "value": ls_s, "goal": GOAL, "baseline": baseline},
+        {"figure": f"agentforge status, no index ({n})", "value": cold_s, "goal": GOAL, "baseline": baseline},
         {"figure": f"agentforge status ({n} installed)", "value": status_s, "goal": GOAL, "baseline": baseline},
     ]
     print(f"\nAgentForge read-path benchmark: {n} components, all installed; best of {args.repeat} "
@@ -161,6 +199,11 @@ def main() -> int:
         ratio = f"{f['value'] / f['baseline']:8.2f}" if f["baseline"] else " " * 8
         goal = f"≤ {f['goal']:g} × baseline" if f["goal"] else ""
         print(f"{f['figure']:<40}{f['value']:>9.3f}{ratio}  {goal}")
+    if args.keep:
+        print(f"\nKept (drop the database and remove the folder when done):\n"
+              f"  export AGENTFORGE_HOME={os.environ['AGENTFORGE_HOME']} "
+              f"AGENTFORGE_CONFIG_FILE={os.environ['AGENTFORGE_CONFIG_FILE']} "
+              f"AGENTFORGE_DATABASE_URL={os.environ['AGENTFORGE_DATABASE_URL']}")
     print("BENCH " + json.dumps({"benchmark": "read_path", "figures": figures}))
     return 0
 

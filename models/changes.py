@@ -6,24 +6,32 @@ Every function takes a keyword-only ``session``, flushes and never commits (the 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import semver
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from agentforge.errors import AgentForgeError, NotFound
 from models.enums import ChangeType, SyncDirection, SyncOperationStatus, SyncOperationType
 from models.tables import Component, ComponentChange, Repository, SyncOperation, SystemConfig, UserSettings
 
+if TYPE_CHECKING:
+    import semver
+
 LOCAL_COMPONENTS_KEY = "local_components"
 
 
+@functools.lru_cache(maxsize=4096)
 def _version_key(version: str) -> semver.Version:
+    # Cached: ``status`` compares every installed row's version, and they repeat (semver.Version is
+    # immutable). semver is imported here: a status with no newer release never parses a version.
+    import semver
+
     try:
         return semver.Version.parse(version)
     except ValueError:
@@ -51,11 +59,58 @@ def find_installed(*, session: Session, name: str, for_update: bool = False) -> 
     return rows[0]
 
 
-def installed_components(*, session: Session) -> list[tuple[Component, str]]:
-    """Every installed row with its repository's name, sorted by component name."""
-    stmt = (sa.select(Component, Repository.name).join(Repository, Repository.id == Component.repository_id)
-            .where(Component.is_installed.is_(True)).order_by(Component.name, Repository.name))
-    return [(c, r) for c, r in session.execute(stmt).all()]
+class InstalledLine(NamedTuple):
+    """The columns of one installed row that ``status`` prints (no definitions)."""
+
+    id: uuid.UUID
+    name: str
+    repository: str
+    type: str  # a ComponentType value
+    version: str
+    sync_status: str  # a ComponentSyncStatus value
+    commit_hash: str
+    upstream_commit: str | None
+    last_sync_at: datetime | None
+    install_path: str | None
+    has_local_definition: bool
+
+
+def installed_lines(*, session: Session) -> list[InstalledLine]:
+    """Every installed row's status columns with its repository's name, sorted by component name.
+
+    One Core query: no ORM objects and none of the (large) definition documents; the enums as
+    their text (no per-row conversion).
+    """
+    c, r = Component, Repository
+    stmt = (sa.select(c.id, c.name, r.name, sa.cast(c.type, sa.Text), c.version, sa.cast(c.sync_status, sa.Text),
+                      c.commit_hash, c.upstream_commit, c.last_sync_at, c.install_path, _has_local_definition())
+            .join(r, r.id == c.repository_id)
+            .where(c.is_installed.is_(True)).order_by(c.name, r.name))
+    return [InstalledLine._make(row) for row in session.execute(stmt)]
+
+
+def _has_local_definition() -> sa.ColumnElement[bool]:
+    # JSONB 'null' (what the ORM may write for None) counts as no local definition, as it reads back as None.
+    return sa.and_(Component.local_definition.is_not(None),
+                   sa.func.jsonb_typeof(Component.local_definition) != "null")
+
+
+def local_definitions_of_installed(*, session: Session) -> dict[uuid.UUID, tuple[dict[str, Any], Any]]:
+    """(original definition, local definition) of the installed rows that have a local definition.
+
+    The original is ``original_definition``, or ``definition`` when that is not recorded.
+    """
+    c = Component
+    rows = session.execute(sa.select(c.id, c.original_definition, c.definition, c.local_definition)
+                           .where(c.is_installed.is_(True), _has_local_definition()))
+    return {i: (o if o is not None else d, local) for i, o, d, local in rows}
+
+
+def components_by_id(*, session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Component]:
+    """ORM rows (definitions included) of the given ids, in one query."""
+    if not ids:
+        return {}
+    return {c.id: c for c in session.scalars(sa.select(Component).where(Component.id.in_(list(ids))))}
 
 
 @dataclass(frozen=True)
@@ -75,20 +130,26 @@ def releases_of(*, session: Session, repository_id: uuid.UUID, name: str) -> lis
     return sorted(out, key=lambda r: _version_key(r.version), reverse=True)
 
 
-def newest_releases(*, session: Session, keys: Sequence[tuple[uuid.UUID, str]]
-                    ) -> dict[tuple[uuid.UUID, str], ReleaseRow]:
-    """Newest release per (repository id, component name): one query for ``status``."""
-    if not keys:
-        return {}
-    rows = session.execute(sa.select(Component.repository_id, Component.name, Component.id, Component.version,
-                                     Component.commit_hash)
-                           .where(sa.tuple_(Component.repository_id, Component.name).in_(list(keys)),
-                                  Component.is_release.is_(True), Component.is_reused_version.is_(False))).all()
-    best: dict[tuple[uuid.UUID, str], ReleaseRow] = {}
-    for repo_id, name, row_id, version, commit in rows:
-        current = best.get((repo_id, name))
+def newest_other_releases(*, session: Session) -> dict[uuid.UUID, ReleaseRow]:
+    """Per installed row id, the newest usable release of its component other than that row itself.
+
+    What ``status`` offers as the upstream version: the installed row, when it is a release, is
+    never newer than itself, so leaving it out changes no answer, and a component whose only
+    release is installed costs no row. One query (a join, not an ``IN`` of 10,000 ``(id, name)``
+    tuples, which exceeds PostgreSQL's default ``max_stack_depth``); versions compared with
+    semver in Python (pre-release ordering), each distinct version string parsed once.
+    """
+    installed, release = aliased(Component), Component
+    rows = session.execute(
+        sa.select(installed.id, release.id, release.version, release.commit_hash)
+        .join(release, sa.and_(release.repository_id == installed.repository_id, release.name == installed.name,
+                               release.id != installed.id))
+        .where(installed.is_installed.is_(True), release.is_release.is_(True), release.is_reused_version.is_(False)))
+    best: dict[uuid.UUID, ReleaseRow] = {}
+    for installed_id, row_id, version, commit in rows:
+        current = best.get(installed_id)
         if current is None or _version_key(version) > _version_key(current.version):
-            best[(repo_id, name)] = ReleaseRow(row_id, version, commit, {})
+            best[installed_id] = ReleaseRow(row_id, version, commit, {})
     return best
 
 

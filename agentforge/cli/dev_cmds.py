@@ -42,25 +42,27 @@ def edit(
 
 def status(json_output: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Installed components: sync status, commits, last sync, local changes (direct edits folded in)."""
+    from agentforge.services.devloop import collector_paused
     from agentforge.services.devloop import status as status_svc
 
     STATE.json = STATE.json or json_output
-    engine()
-    lines = status_svc()
-    if STATE.json:
-        emit([line.model_dump(mode="json") for line in lines])
-        return
-    if not lines:
-        console.print("No installed components. `agentforge install NAME` installs one.")
-        return
-    console.print(table(
-        ["component", "repository", "version", "status", "installed", "upstream", "last sync", "local changes"],
-        [(line.name, line.repository or "-", line.version or "-", line.sync_status, _short(line.installed_commit),
-          (_short(line.upstream_commit) + (f" ({line.upstream_version})" if line.upstream_version else "")),
-          f"{line.last_sync:%Y-%m-%d %H:%M}" if line.last_sync else "", line.local_changes) for line in lines]))
-    for line in lines:
-        if line.warning:
-            console.print(f"⚠ {line.name}: {line.warning}", markup=False)
+    with collector_paused():  # printing 10,000 lines allocates as much again as the status itself
+        engine()
+        lines = status_svc()
+        if STATE.json:
+            emit([line.model_dump(mode="json") for line in lines])
+            return
+        if not lines:
+            console.print("No installed components. `agentforge install NAME` installs one.")
+            return
+        console.print(table(
+            ["component", "repository", "version", "status", "installed", "upstream", "last sync", "local changes"],
+            [(line.name, line.repository or "-", line.version or "-", line.sync_status, _short(line.installed_commit),
+              (_short(line.upstream_commit) + (f" ({line.upstream_version})" if line.upstream_version else "")),
+              f"{line.last_sync:%Y-%m-%d %H:%M}" if line.last_sync else "", line.local_changes) for line in lines]))
+        for line in lines:
+            if line.warning:
+                console.print(f"⚠ {line.name}: {line.warning}", markup=False)
 
 
 def diff(component: str = typer.Argument(...)) -> None:

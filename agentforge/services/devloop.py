@@ -9,7 +9,10 @@ file hashes of the *original*):
   ``resolve`` (both sides of every conflicting field and file);
 * ``<folder>.pull-journal.json`` — present only while a pull swaps files; if the process dies
   there, :func:`recover_interrupted` puts the previous files back unless the database says the
-  pull committed.
+  pull committed;
+* ``status.index`` (one per install root) — ``status``'s stat cache, git's index in miniature:
+  which folders were unchanged when last seen, so an unchanged folder is neither folded nor
+  hashed again (see :class:`_InstallRoot`; deleting it changes no answer).
 
 Pull order (ARCHITECTURE: record intent, commit, do I/O, record outcome): ``plan_pull`` writes
 an IN_PROGRESS sync_operations row and commits; ``prepare_pull`` reads git objects and builds
@@ -20,16 +23,21 @@ folder if anything before that commit fails. :data:`FAULT_HOOK` lets tests fail 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import functools
+import gc
 import getpass
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -38,9 +46,6 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from agentforge.config import Settings, get_settings
-from agentforge.core.deepmerge import get_path, parse_set_arguments, set_path, unset_path
-from agentforge.core.documents import COMPONENT_KINDS, is_valid_name, parse_any, parse_component
-from agentforge.core.hashing import component_checksum, sha256_hex
 from agentforge.core.merge import (
     MISSING,
     FieldChange,
@@ -50,17 +55,20 @@ from agentforge.core.merge import (
     render_path,
     three_way_merge,
 )
-from agentforge.core.yamlio import dump_yaml, load_document
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, ConfigError, Conflict, DocumentError, GitError, NotFound
-from agentforge.services.materialise import iter_component_files
-from agentforge.services.sync import open_mirror
 from models import Component, ComponentSyncStatus, SyncOperationStatus, SyncOperationType
 from models import changes as changes_q
-from models import repositories as repos_q
+
+# YAML (agentforge.core.yamlio, deepmerge, hashing) and git (services.sync, materialise) are
+# imported by the functions that use them: `status` answers without either (issue 10).
 
 DEFINITION_FILE = "component.yaml"
 STATE_DIR = ".forge"
+# ``status``'s stat cache, one per install root in STATE_DIR (see :class:`_InstallRoot`): not a
+# name any component's ``<folder>.json``-style state file can take.
+STATUS_INDEX = "status.index"
+_JOURNAL = ".pull-journal.json"
 PullMode = Literal["merge", "overwrite", "stash"]
 
 # Tests set this to a callable that raises at a named step ("plan", "intent", "read", "merge",
@@ -101,24 +109,87 @@ def _write_json(path: Path, data: Any) -> None:
     _atomic_write(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path | str) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
+        with open(path, "rb") as handle:
+            value = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
+def _walk(folder: str, dirs: dict[str, os.stat_result | None] | None = None
+          ) -> list[tuple[str, os.DirEntry[str]]]:
+    """``(relative path, entry)`` of the folder's regular files: the files ``rglob("*")`` finds
+    minus symlinks (what install hashes). Symlinked directories are not followed and an
+    unreadable directory is skipped, as ``rglob`` does.
+
+    With ``dirs``, also the stat of every directory walked (``""``: the folder), each taken
+    before the directory is listed (None when it could not be taken).
+    """
+    out: list[tuple[str, os.DirEntry[str]]] = []
+    if dirs is not None:
+        dirs[""] = _stat_or_none(folder)
+    todo = [(folder, "")]
+    while todo:
+        directory, prefix = todo.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except (PermissionError, FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    out.append((prefix + entry.name, entry))
+                elif entry.is_dir(follow_symlinks=False):
+                    if dirs is not None:
+                        dirs[prefix + entry.name] = _stat_or_none(entry)
+                    todo.append((entry.path, f"{prefix}{entry.name}/"))
+            except OSError:
+                continue
+    return out
+
+
+def _stat_or_none(where: str | os.DirEntry[str]) -> os.stat_result | None:
+    """The stat of a path (followed) or of a directory entry (not followed), None on failure."""
+    try:
+        return os.stat(where) if isinstance(where, str) else where.stat(follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _signature(st: os.stat_result) -> str:
+    """``size:mtime_ns:inode:ctime_ns``, what a file's content is judged unchanged by (git's index
+    keeps the same): an in-place edit moves size or mtime, and always ctime (which no tool can
+    set back); a replacing rename changes the inode."""
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def _read_folder(folder: str, dirs: dict[str, os.stat_result | None] | None = None
+                 ) -> tuple[dict[str, bytes], dict[str, str], int]:
+    """The folder's regular files, their stat signatures and the newest of their mtimes and
+    ctimes (``dirs`` as for :func:`_walk`). Each signature is taken (``fstat``) before the read:
+    a write after it shows as a changed signature next time, never as a stale hash."""
+    files: dict[str, bytes] = {}
+    signatures: dict[str, str] = {}
+    newest = 0
+    for rel, entry in sorted(_walk(folder, dirs), key=lambda item: item[0]):
+        with open(entry.path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            files[rel] = handle.read()
+        signatures[rel] = _signature(st)
+        newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    return files, signatures, newest
+
+
 def _disk_files(folder: Path) -> dict[str, bytes]:
     """The folder's regular files (what install hashes: symlinks excluded)."""
-    if not folder.is_dir():
-        return {}
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return _read_folder(str(folder))[0]
 
 
 def _hashes(files: Mapping[str, bytes]) -> dict[str, str]:
-    return {rel: sha256_hex(data) for rel, data in files.items()}
+    return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}  # hashing.sha256_hex
 
 
 class _Paths:
@@ -133,7 +204,7 @@ class _Paths:
         self.seen = state / f"{name}.seen.json"
         self.merge = state / f"{name}.merge.json"
         self.conflicts = state / f"{name}.conflicts"
-        self.journal = state / f"{name}.pull-journal.json"
+        self.journal = state / f"{name}{_JOURNAL}"
         self.stash_root = state / "stash" / name
 
     def original_hashes(self) -> dict[str, str]:
@@ -143,6 +214,13 @@ class _Paths:
     def seen_hashes(self) -> dict[str, str]:
         files = _read_json(self.seen).get("files")
         return dict(files) if isinstance(files, dict) else self.original_hashes()
+
+
+_Author = str | None | Callable[[], str | None]  # the author, or how to find it out when needed
+
+
+def _author_of(author: _Author) -> str | None:
+    return author() if callable(author) else author
 
 
 def _author(session: Session) -> str | None:
@@ -190,8 +268,11 @@ def _original(row: Component) -> dict[str, Any]:
 
 def _files_modified(paths: _Paths, current: Mapping[str, str] | None = None) -> list[str]:
     """Files other than the definition that differ from what was installed."""
-    original = paths.original_hashes()
     now = current if current is not None else _hashes(_disk_files(paths.folder))
+    return _modified_against(paths.original_hashes(), now)
+
+
+def _modified_against(original: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
     return sorted(rel for rel in set(original) | set(now)
                   if rel != DEFINITION_FILE and original.get(rel) != now.get(rel))
 
@@ -210,6 +291,8 @@ def _status_after(row: Component, local: Mapping[str, Any] | None, files_modifie
 
 
 def _validate(definition: Mapping[str, Any], row: Component, source: str) -> None:
+    from agentforge.core.documents import parse_component  # pydantic models: imported when a fold validates
+
     doc = parse_component(definition, source=source)
     original = _original(row)
     if doc.kind != original.get("kind"):
@@ -225,6 +308,8 @@ def _definition_bytes(definition: Mapping[str, Any], upstream: Mapping[str, Any]
     """The upstream file verbatim when the definition equals it (keeps comments and hashes)."""
     if upstream is not None and upstream_bytes is not None and not diff_definitions(upstream, definition):
         return upstream_bytes
+    from agentforge.core.yamlio import dump_yaml
+
     return dump_yaml(dict(definition)).encode("utf-8")
 
 
@@ -290,13 +375,21 @@ class FoldOutcome(BaseModel):
     warning: str | None = None
 
 
-def _fold(session: Session, row: Component, author: str | None) -> FoldOutcome:
-    """Fold direct edits of the installed files into local_definition and history."""
+def _fold(session: Session, row: Component, author: _Author,
+          current: tuple[Mapping[str, bytes], Mapping[str, str]] | None = None) -> FoldOutcome:
+    """Fold direct edits of the installed files into local_definition and history.
+
+    ``author`` may be a callable, asked only when history is recorded (it can run ``git config``);
+    ``current`` is the folder's files and their hashes when the caller has just read them.
+    """
     assert row.install_path is not None
     paths = _Paths(row.install_path)
     out = FoldOutcome(name=row.name)
-    files = _disk_files(paths.folder)
-    now = _hashes(files)
+    if current is not None:
+        files, now = current[0], dict(current[1])
+    else:
+        files = _disk_files(paths.folder)
+        now = _hashes(files)
     seen = paths.seen_hashes()
     if now == seen:
         return out
@@ -307,6 +400,8 @@ def _fold(session: Session, row: Component, author: str | None) -> FoldOutcome:
         try:
             if DEFINITION_FILE not in files:
                 raise DocumentError(f"{source}: the file was deleted", hint="`agentforge revert` restores it.")
+            from agentforge.core.yamlio import load_document
+
             parsed = load_document(files[DEFINITION_FILE], source=source)
             if not isinstance(parsed, dict):
                 raise DocumentError(f"{source}: expected a mapping at the top level")
@@ -320,12 +415,14 @@ def _fold(session: Session, row: Component, author: str | None) -> FoldOutcome:
             field_changes = diff_definitions(before, parsed)
             out.changed_fields = [c.field_path for c in field_changes]
             changes_q.record_changes(session=session, component_id=row.id, changes=_rows(field_changes),
-                                     reason="direct edit of component.yaml", author=author, commit_hash=None)
+                                     reason="direct edit of component.yaml",
+                                     author=_author_of(author) if field_changes else None, commit_hash=None)
             local = parsed
     file_rows = _file_change_rows(seen, now)
     out.changed_files = [r.field_path.removeprefix("file:") for r in file_rows]
     changes_q.record_changes(session=session, component_id=row.id, changes=file_rows,
-                             reason="direct edit of an installed file", author=author, commit_hash=None)
+                             reason="direct edit of an installed file",
+                             author=_author_of(author) if file_rows else None, commit_hash=None)
     has_changes, status = _status_after(row, local, bool(_files_modified(paths, now)), in_conflict)
     if local is not None and not diff_definitions(_original(row), local):
         local = None
@@ -360,37 +457,268 @@ class StatusLine(BaseModel):
     warning: str | None = None
 
 
+# A file changed less than this before a status scan began may change again without its stat
+# signature changing (coarse kernel timestamps, 2-second ones on FAT, a clock a little off): git's
+# "racily clean" files. Their folder is not cached until it has been quiet that long.
+_RACY_NS = 2_000_000_000
+_INDEX_VERSION = 2
+_clock = time.time_ns  # when a status scan begins (tests move it to make files racy or safely old)
+_Current = tuple[dict[str, bytes], dict[str, str]]  # a folder's files and their hashes, as just read
+
+
+class _InstallRoot:
+    """One install root as ``status`` sees it: a single listing of its state folder (journals,
+    state files' signatures) and its stat index, ``<root>/.forge/status.index``.
+
+    The index is git's index for the same reason: per installed folder (by name) it keeps the
+    stat signature (:func:`_signature`) of every file in the folder, of every directory in it
+    (and the folder itself), and of the two state files the answer depends on (``<name>.json``,
+    the installed hashes; ``<name>.seen.json``, the hashes last folded), the number of modified
+    files, and when the scan that wrote it began (``at``). An entry is written only for a folder
+    that needed no fold and whose every mtime and ctime is older than that scan by
+    :data:`_RACY_NS` (git's "racily clean" rule), so any later change moves a ctime at least.
+
+    It answers only when every signature still matches. Whether a file was added or removed is
+    seen from the directories' signatures (POSIX moves a directory's mtime and ctime when an
+    entry in it is created, removed or renamed) where the index recorded that this filesystem
+    does so (:func:`_probe_directory_times`, git's ``--test-untracked-cache`` in one step), and
+    from listing every directory elsewhere. Anything else (no entry, a mismatch, a corrupt or
+    missing index) reads and hashes the folder as without it and folds what changed. It is only
+    a cache: deleting it changes no result.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.state_dir = os.path.join(root, STATE_DIR)
+        self.index_path = os.path.join(self.state_dir, STATUS_INDEX)
+        state = _stat_or_none(self.state_dir)
+        self.device = state.st_dev if state is not None else None
+        try:
+            with os.scandir(self.state_dir) as listing:
+                self.state_files = {e.name: e for e in listing}
+        except OSError:
+            self.device, self.state_files = None, {}
+        #: folders with a pull journal (a pull died swapping their files)
+        self.journals = {n.removesuffix(_JOURNAL) for n in self.state_files if n.endswith(_JOURNAL)}
+        index = _read_json(self.index_path) if STATUS_INDEX in self.state_files else {}
+        if index.get("version") != _INDEX_VERSION:
+            index = {}
+        folders = index.get("folders")
+        self.cached: dict[str, Any] = folders if isinstance(folders, dict) else {}
+        #: directory signatures tell added and removed files here (else every directory is listed)
+        self.trust_directories = self.device is not None and index.get("directory_times") == {
+            "device": self.device, "updated": True}
+        self.entries: dict[str, Any] = {}
+
+    def scan(self, folder: str, name: str, scan_started: int) -> tuple[int, _Current | None]:
+        """(files modified against the installed ones, the folder's files and hashes when a fold is needed)."""
+        record, seen_file = self.state_files.get(f"{name}.json"), self.state_files.get(f"{name}.seen.json")
+        state = [_entry_signature(record), _entry_signature(seen_file)]  # before they are read
+        cached = self.cached.get(name)
+        if type(cached) is dict and cached.get("state") == state and type(cached.get("modified")) is int:
+            try:
+                unchanged = self._unchanged(folder, cached)
+            except (OSError, TypeError, AttributeError):
+                unchanged = False
+            if unchanged:
+                self.entries[name] = cached
+                return cached["modified"], None
+        dirs: dict[str, os.stat_result | None] = {}
+        files, signatures, newest = _read_folder(folder, dirs)
+        now = _hashes(files)
+        # A state file not listed reads as absent (no failing open per folder).
+        recorded = _read_json(record.path).get("files") if record is not None else None
+        original = dict(recorded) if isinstance(recorded, dict) else {}
+        seen_files = _read_json(seen_file.path).get("files") if seen_file is not None else None
+        seen = dict(seen_files) if isinstance(seen_files, dict) else original
+        modified = len(_modified_against(original, now))
+        if now != seen:
+            return modified, (files, now)
+        times = [t for entry in (record, seen_file) if entry is not None for t in _times(entry)]
+        times += [t for st in dirs.values() if st is not None for t in (st.st_mtime_ns, st.st_ctime_ns)]
+        if max([newest, *times]) < scan_started - _RACY_NS:
+            entry: dict[str, Any] = {"at": scan_started, "modified": modified, "files": signatures, "state": state}
+            if all(st is not None and st.st_dev == self.device for st in dirs.values()):
+                entry["dirs"] = {rel: _directory_signature(st) for rel, st in dirs.items() if st is not None}
+            self.entries[name] = entry
+        return modified, None
+
+    def _unchanged(self, folder: str, cached: dict[str, Any]) -> bool:
+        """Whether the folder's files, and the set of them, are as ``cached`` recorded."""
+        files, dirs = cached.get("files"), cached.get("dirs")
+        if not (self.trust_directories and type(files) is dict and type(dirs) is dict and "" in dirs):
+            return bool(files == {rel: _signature(entry.stat(follow_symlinks=False)) for rel, entry in _walk(folder)})
+        # No directory changed, so no file was added or removed: one lstat per recorded file.
+        # (Plain loops: generator set-up per folder was a tenth of a 10,000-folder status.)
+        for rel, sig in dirs.items():
+            if _directory_signature(os.stat(folder) if not rel else os.lstat(f"{folder}/{rel}")) != sig:
+                return False
+        for rel, sig in files.items():
+            if rel.rpartition("/")[0] not in dirs or _signature(os.lstat(f"{folder}/{rel}")) != sig:
+                return False  # (a file outside every recorded directory: an entry not to trust)
+        return True
+
+    def save(self) -> None:
+        """Write the index (atomically) when an entry changed; a failure only costs the next run time."""
+        if self.device is None or self.entries == self.cached:
+            return
+        try:
+            probe = _probe_directory_times(self.state_dir)
+            data = json.dumps({"version": _INDEX_VERSION, "directory_times": probe, "folders": self.entries},
+                              separators=(",", ":"))
+            _atomic_write(Path(self.index_path), data.encode())
+        except OSError:
+            pass
+
+
+def _probe_directory_times(directory: str) -> dict[str, Any]:
+    """Whether creating and removing a file moves ``directory``'s mtime or ctime on this
+    filesystem (POSIX says it must; some network and FUSE filesystems do not): ``updated``,
+    and the ``device`` it was found on. A coarse clock can make it answer no: then status lists."""
+    before = os.stat(directory)
+    fd, probe = tempfile.mkstemp(prefix=".status-probe.", dir=directory)
+    os.close(fd)
+    os.unlink(probe)
+    after = os.stat(directory)
+    moved = (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns)
+    return {"device": after.st_dev, "updated": moved and after.st_dev == before.st_dev}
+
+
+def _directory_signature(st: os.stat_result) -> str:
+    """A directory's :func:`_signature` with its device (one on another filesystem is not trusted)."""
+    return f"{st.st_dev}:{_signature(st)}"
+
+
+def _entry_signature(entry: os.DirEntry[str] | None) -> str | None:
+    try:
+        return _signature(entry.stat()) if entry is not None else None
+    except OSError:
+        return None
+
+
+def _times(entry: os.DirEntry[str]) -> tuple[int, int]:
+    try:
+        st = entry.stat()  # cached by the entry: the stat the signature was made from
+    except OSError:
+        return 0, 0
+    return st.st_mtime_ns, st.st_ctime_ns
+
+
+def _locate(install_path: str) -> tuple[str, str, str]:
+    """(folder, install root, folder name), as :class:`_Paths` derives them (``Path`` parsing is the
+    slow part of a status over 10,000 rows, so a path already in normal form is split as a string)."""
+    if install_path.startswith("/") and "//" not in install_path and "/./" not in install_path and \
+            not install_path.endswith(("/", "/.")):
+        root, _, name = install_path.rpartition("/")
+        return install_path, root or "/", name
+    folder = Path(install_path)
+    return str(folder), str(folder.parent), folder.name
+
+
+def _locate_all(lines: Sequence[changes_q.InstalledLine], roots: dict[str, _InstallRoot]
+                ) -> list[tuple[_InstallRoot, str, str] | None]:
+    """Per line, (its install root, folder, folder name), or None when it has no install path."""
+    out: list[tuple[_InstallRoot, str, str] | None] = []
+    for line in lines:
+        if not line.install_path:
+            out.append(None)
+            continue
+        folder, root, name = _locate(line.install_path)
+        if root not in roots:
+            roots[root] = _InstallRoot(root)
+        out.append((roots[root], folder, name))
+    return out
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (Mercurial's ``nogc``): a status over 10,000 rows allocates
+    ~100,000 small objects (rows, index entries, lines) that form no cycles, and the collector's
+    repeated passes over them and over every imported module's objects were ~20 % of the run,
+    freeing nothing. Nested uses are fine; the collector runs again when the outermost ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def status(*, settings: Settings | None = None) -> list[StatusLine]:
-    """Installed components (direct edits folded first) and scaffolded LOCAL_ONLY ones."""
-    settings = settings or get_settings()
+    """Installed components (direct edits folded first) and scaffolded LOCAL_ONLY ones.
+
+    A folder unchanged since the last run is answered from the stat index (:class:`_InstallRoot`);
+    the others are read and hashed, and folded when they differ from what was last seen. Rows are
+    read with one Core query; ORM rows (and definitions) only for the folds and local definitions.
+    """
+    with collector_paused():
+        return _status(settings or get_settings())
+
+
+def _status(settings: Settings) -> list[StatusLine]:
     engine = get_engine(settings)
     with session_scope(engine) as session:
-        paths_to_recover = [c.install_path for c, _ in changes_q.installed_components(session=session)
-                            if c.install_path]
-    for install_path in paths_to_recover:
-        recover_interrupted(install_path, settings=settings)
+        lines = changes_q.installed_lines(session=session)
+    roots: dict[str, _InstallRoot] = {}
+    located = _locate_all(lines, roots)
+    # A pull killed while swapping files left its journal: finish or undo that first. One listing
+    # of each state folder tells where (no lookup per row).
+    recovered = False
+    for where in located:
+        if where is not None and where[2] in where[0].journals:
+            recovered = recover_interrupted(where[1], settings=settings) or recovered
     out: list[StatusLine] = []
     with session_scope(engine) as session:
-        author = _author(session)
-        rows = changes_q.installed_components(session=session)
-        newest = changes_q.newest_releases(session=session, keys=[(c.repository_id, c.name) for c, _ in rows])
-        for row, repo_name in rows:
-            fold = _fold(session, row, author) if row.install_path else FoldOutcome(name=row.name)
-            paths = _Paths(row.install_path or "")
-            n_fields = len(diff_definitions(_original(row), row.local_definition)) if row.local_definition else 0
-            n_files = len(_files_modified(paths)) if row.install_path else 0
-            best = newest.get((row.repository_id, row.name))
-            upstream = row.upstream_commit
+        if recovered:  # files, state files and rows may have been put back
+            lines = changes_q.installed_lines(session=session)
+            roots = {}
+            located = _locate_all(lines, roots)
+        scan_started = _clock()
+        modified = [0] * len(lines)
+        pending: dict[int, _Current] = {}  # by position in lines
+        for i, where in enumerate(located):
+            if where is not None:
+                root, folder, name = where
+                modified[i], current = root.scan(folder, name, scan_started)
+                if current is not None:
+                    pending[i] = current
+        folded: dict[int, tuple[Component, FoldOutcome]] = {}
+        if pending:
+            author = functools.cache(functools.partial(_author, session))  # only asked when history is written
+            rows = changes_q.components_by_id(session=session, ids=[lines[i].id for i in pending])
+            for i in sorted(pending):
+                row = rows.get(lines[i].id)
+                if row is not None and row.install_path == lines[i].install_path:
+                    folded[i] = row, _fold(session, row, author, pending[i])
+        newest = changes_q.newest_other_releases(session=session)
+        local_definitions = changes_q.local_definitions_of_installed(session=session) if any(
+            line.has_local_definition and i not in folded for i, line in enumerate(lines)) else {}
+        for i, line in enumerate(lines):
+            warning = None
+            sync_status = line.sync_status
+            n_fields = 0
+            if i in folded:
+                row, fold = folded[i]
+                warning, sync_status = fold.warning, row.sync_status.value
+                if row.local_definition:
+                    n_fields = len(diff_definitions(_original(row), row.local_definition))
+            elif line.has_local_definition:
+                original, local = local_definitions.get(line.id, (None, None))
+                if local:
+                    n_fields = len(diff_definitions(original, local))
+            best = newest.get(line.id) if newest else None
+            upstream = line.upstream_commit
             upstream_version = None
-            if best is not None and best.commit != row.commit_hash and \
-                    changes_q._version_key(best.version) > changes_q._version_key(row.version):
+            if best is not None and best.commit != line.commit_hash and \
+                    changes_q._version_key(best.version) > changes_q._version_key(line.version):
                 upstream, upstream_version = best.commit, best.version
             out.append(StatusLine(
-                name=row.name, repository=repo_name, kind=row.type.value.title(), version=row.version,
-                sync_status=row.sync_status.value, installed_commit=row.commit_hash,
+                name=line.name, repository=line.repository, kind=line.type.title(), version=line.version,
+                sync_status=sync_status, installed_commit=line.commit_hash,
                 upstream_commit=upstream, upstream_version=upstream_version,
-                last_sync=row.last_sync_at, local_changes=n_fields + n_files, install_path=row.install_path,
-                warning=fold.warning))
+                last_sync=line.last_sync_at, local_changes=n_fields + modified[i],
+                install_path=line.install_path, warning=warning))
         for path, info in sorted(changes_q.local_components(session=session).items()):
             exists = (Path(path) / DEFINITION_FILE).is_file()
             out.append(StatusLine(
@@ -398,6 +726,8 @@ def status(*, settings: Settings | None = None) -> list[StatusLine]:
                 sync_status=ComponentSyncStatus.LOCAL_ONLY.value, installed_commit=None, upstream_commit=None,
                 upstream_version=None, last_sync=None, local_changes=0, install_path=path,
                 warning=None if exists else f"{path}/{DEFINITION_FILE} no longer exists"))
+    for root in roots.values():
+        root.save()
     return out
 
 
@@ -425,6 +755,8 @@ def edit_component(name: str, *, sets: Sequence[str] = (), unsets: Sequence[str]
 
     Everything is checked first (paths, values, the kind's schema); on any error nothing changes.
     """
+    from agentforge.core.deepmerge import parse_set_arguments, set_path, unset_path
+
     settings = settings or get_settings()
     if not sets and not unsets:
         raise ConfigError("nothing to edit", hint="Pass --set PATH=VALUE or --unset PATH.")
@@ -476,6 +808,9 @@ def edit_component(name: str, *, sets: Sequence[str] = (), unsets: Sequence[str]
 
 def _original_files(settings: Settings, source: tuple[uuid.UUID, str, str, str]) -> dict[str, tuple[bytes, str]]:
     """Files of the installed original: (repository id, url, component path, commit) from the mirror."""
+    from agentforge.services.materialise import iter_component_files
+    from agentforge.services.sync import open_mirror  # with git: imported only by the commands that read it
+
     repository_id, url, path, commit = source
     mirror = open_mirror(settings, repository_id, url)
     try:
@@ -500,6 +835,9 @@ def _source_of(session: Session, name: str) -> tuple[tuple[uuid.UUID, str, str, 
 def revert_component(name: str, *, field: str | None = None, reason: str | None = None,
                      settings: Settings | None = None) -> EditOutcome:
     """Undo local changes: one field (``--field``), or everything (definition and files)."""
+    from agentforge.core.deepmerge import get_path, set_path, unset_path
+    from agentforge.core.hashing import sha256_hex
+
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
         source, install_path = _source_of(session, name)
@@ -575,6 +913,8 @@ class DiffOutcome(BaseModel):
 def diff_component(name: str, *, settings: Settings | None = None) -> DiffOutcome:
     """Field-level changes of the local definition and a unified diff of every changed file
     against the installed original (read from the mirror at the installed commit)."""
+    from agentforge.core.yamlio import load_document
+
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
         source, install_path = _source_of(session, name)
@@ -786,6 +1126,10 @@ def _is_text(*blobs: bytes | None) -> bool:
 def prepare_pull(plan: PullPlan, *, settings: Settings | None = None) -> PullPrepared:
     """Read base and upstream files from the mirror, merge with the local files into a staging
     folder next to the installed one. Nothing installed changes here."""
+    from agentforge.core.hashing import component_checksum, sha256_hex
+    from agentforge.services.materialise import iter_component_files
+    from agentforge.services.sync import open_mirror
+
     settings = settings or get_settings()
     paths = _Paths(plan.install_path)
     op = plan.operation_id or uuid.uuid4().hex
@@ -861,6 +1205,8 @@ def prepare_pull(plan: PullPlan, *, settings: Settings | None = None) -> PullPre
         out_files[DEFINITION_FILE] = (_definition_bytes(merged_def, plan.target_definition, upstream_def_bytes),
                                       0o644)
         try:
+            from agentforge.core.documents import parse_component
+
             parse_component(merged_def, source=f"{plan.name} (merged definition)")
         except DocumentError as exc:
             if not field_conflicts:
@@ -1025,6 +1371,8 @@ def _record_pull(session: Session, plan: PullPlan, prepared: PullPrepared, confl
         session=session, operation_id=uuid.UUID(str(plan.operation_id)), component_id=target.id,
         status=SyncOperationStatus.REQUIRES_MANUAL_RESOLUTION if conflicted else SyncOperationStatus.COMPLETED,
         conflict_files=conflict_list)
+    from models import repositories as repos_q  # only a pull needs it (status imports this module)
+
     repos_q.mark_outdated_installed(session=session, repository_id=target.repository_id)
     return status
 
@@ -1080,6 +1428,9 @@ class ResolveOutcome(BaseModel):
 def resolve_component(name: str, choice: Literal["ours", "theirs", "continue"], *,
                       settings: Settings | None = None) -> ResolveOutcome:
     """Finish a conflicted pull: keep local values, take upstream's, or accept hand edits."""
+    from agentforge.core.deepmerge import set_path, unset_path
+    from agentforge.core.yamlio import load_document
+
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
         row = _installed_row(session, name)
@@ -1175,6 +1526,9 @@ class Scaffolded(BaseModel):
 def new_component(kind: str, name: str, *, directory: Path | None = None,
                   settings: Settings | None = None) -> Scaffolded:
     """Write a valid component skeleton (LOCAL_ONLY) and remember it for ``status``."""
+    from agentforge.core.documents import is_valid_name, parse_component
+    from agentforge.core.yamlio import dump_yaml
+
     settings = settings or get_settings()
     key = kind.lower()
     if key not in _SCAFFOLD:
@@ -1233,6 +1587,9 @@ def lint(path: Path) -> list[LintResult]:
     YAML files under a folder that are not forge documents (no ``apiVersion: forge.dev/v1``)
     are skipped, unless ``path`` names the file itself.
     """
+    from agentforge.core.documents import COMPONENT_KINDS, parse_any
+    from agentforge.core.yamlio import load_document
+
     path = path.expanduser()
     if not path.exists():
         raise NotFound(f"{path} does not exist")
