@@ -19,7 +19,7 @@ def resolve_and_lock(root: str, output: str = "forge-lock.yaml", include_dev: bo
 
 @flow(name="install", validate_parameters=True)
 def install(root: str, lock_path: str = "forge-lock.yaml", frozen: bool = False, include_dev: bool = False,
-            target: str | None = None, force_kind: str | None = None) -> dict[str, object]:
+            target: str | None = None, force_kind: str | None = None, force: bool = False) -> dict[str, object]:
     """Install ROOT from its lock: --frozen refuses a missing/stale/mismatching lock and changes nothing."""
     written: LockWritten | None = None
     if frozen:
@@ -34,7 +34,7 @@ def install(root: str, lock_path: str = "forge-lock.yaml", frozen: bool = False,
             written = resolve_and_lock_inline(root, lock_path, include_dev, force_kind,
                                               reuse_checksums=not status.mismatch)
         lock = read_lock(lock_path)
-    outcome = install_packages(lock, target)
+    outcome = install_packages(lock, target, force)
     return {"install": outcome.model_dump(), "lock": written.model_dump() if written else None}
 
 

@@ -151,7 +151,8 @@ def remove_repository(*, session: Session, name: str, force: bool = False) -> Re
                                                                 Component.is_installed.is_(True))).all()
     if installed and not force:
         raise Conflict(f"repository {name!r} has installed components: {', '.join(sorted(set(installed)))}",
-                       hint="Uninstall them first, or pass --force to remove the repository and its rows anyway.")
+                       hint="Pass --force to remove the repository and its rows anyway; the installed folders "
+                            "stay on disk (a later install refuses to overwrite changes in them).")
     session.delete(repo)
     session.flush()
     return repo

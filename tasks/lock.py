@@ -65,6 +65,6 @@ def read_lock(lock_path: str) -> LockFile:
 
 @task(name="install-packages", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=transient_only,
       cache_policy=NONE)
-def install_packages(lock: LockFile, target: str | None) -> install_svc.InstallOutcome:
+def install_packages(lock: LockFile, target: str | None, force: bool = False) -> install_svc.InstallOutcome:
     """Stage, verify, swap into place; the previous install stays if anything fails."""
-    return install_svc.install_lock(lock, target=Path(target) if target else None)
+    return install_svc.install_lock(lock, target=Path(target) if target else None, force=force)

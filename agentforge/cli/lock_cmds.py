@@ -75,6 +75,8 @@ def install(
                                                                     "if it is missing, stale or mismatching"),
     dev: bool = typer.Option(False, "--dev", help="Include the root's dev dependencies"),
     target: Path | None = typer.Option(None, "--target", help="Install here instead of the install root"),
+    force: bool = typer.Option(False, "--force", help="Replace folders holding local modifications or files "
+                                                     "AgentForge did not install (they are lost)"),
 ) -> None:
     """Install ROOT's locked components (files at exact commits, checksums verified)."""
     engine()
@@ -93,7 +95,7 @@ def install(
     from flows.lock import install as install_flow
 
     result = run_flow(install_flow, root=root, lock_path=str(lock_file), frozen=frozen, include_dev=dev,
-                      target=str(target) if target else None)
+                      target=str(target) if target else None, force=force)
     inst = result["install"]
     if STATE.json:
         emit(result)

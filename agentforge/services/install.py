@@ -67,7 +67,8 @@ def _file_hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
-def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settings | None = None) -> InstallOutcome:
+def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settings | None = None,
+                 force: bool = False) -> InstallOutcome:
     """Materialise ``lock`` into ``target`` (default: the install root). Leaves the old install on failure.
 
     Installs into one root take turns (an exclusive ``flock`` the kernel drops if the process
@@ -79,7 +80,7 @@ def install_lock(lock: LockFile, *, target: Path | None = None, settings: Settin
     with (root_dir / STATE_DIR / "install.lock").open("a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         _recover_interrupted(root_dir)
-        return _install_locked(lock, root_dir, settings)
+        return _install_locked(lock, root_dir, settings, force=force)
 
 
 def _recover_interrupted(root_dir: Path) -> None:
@@ -108,13 +109,14 @@ def _recover_interrupted(root_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install_locked(lock: LockFile, root_dir: Path, settings: Settings) -> InstallOutcome:
+def _install_locked(lock: LockFile, root_dir: Path, settings: Settings, *, force: bool = False) -> InstallOutcome:
     packages = lock.packages
     # Signed releases: checked again at install (keys may be removed, a repository untrusted, or
     # a tag re-signed since the lock was written); refused before anything is staged.
     enforce_signatures(packages, settings=settings)
     sources = locate_packages(packages, settings=settings)
-    _refuse_local_changes(packages, sources, root_dir, settings)
+    if not force:
+        _refuse_local_changes(packages, sources, root_dir, settings)
     folders = _folder_names(packages)
     state_dir = root_dir / STATE_DIR
     state_dir.mkdir(exist_ok=True)
@@ -134,6 +136,8 @@ def _install_locked(lock: LockFile, root_dir: Path, settings: Settings) -> Insta
                 unchanged += 1
                 continue
         todo[key] = pkg
+    if not force:
+        _refuse_foreign_or_modified(todo, folders, root_dir)
 
     run = uuid.uuid4().hex[:12]
     staging = root_dir / f".staging-{run}"
@@ -193,6 +197,39 @@ def _refuse_local_changes(packages: Mapping[str, LockedPackage], sources: Mappin
     if changed:
         raise Conflict(f"installed {', '.join(sorted(changed))} have local changes that this install would overwrite",
                        code="LOCAL_CHANGES", hint="`agentforge pull COMPONENT` merges upstream into local changes.")
+
+
+def _refuse_foreign_or_modified(todo: Mapping[str, LockedPackage], folders: Mapping[str, str],
+                                root_dir: Path) -> None:
+    """Never replace a folder whose files are not what AgentForge installed there: one it did not
+    install at all (no record in ``.forge/``), or one modified since (its files differ from the
+    record: edits ``status`` has not folded yet, or a folder left behind by ``repo rm --force``)."""
+    foreign: list[str] = []
+    modified: list[str] = []
+    for key in sorted(todo):
+        folder = root_dir / folders[key]
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        try:
+            recorded = json.loads((root_dir / STATE_DIR / f"{folders[key]}.json").read_text()).get("files")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if not isinstance(recorded, dict) or folder.is_symlink() or not folder.is_dir():
+            foreign.append(str(folder))
+        elif _file_hashes(folder) != recorded:
+            modified.append(str(folder))
+    if foreign:
+        raise Conflict(f"{', '.join(foreign)} already exist{'s' if len(foreign) == 1 else ''} and "
+                       f"{'was' if len(foreign) == 1 else 'were'} not installed by AgentForge; "
+                       "installing would replace the files there",
+                       code="TARGET_NOT_MANAGED", hint="Move them away, pick another --target, or pass --force "
+                                                      "to replace them.")
+    if modified:
+        raise Conflict(f"{', '.join(modified)} hold{'s' if len(modified) == 1 else ''} files changed since they "
+                       "were installed; installing would overwrite them",
+                       code="LOCAL_CHANGES", hint="`agentforge status` shows the changes; `agentforge pull "
+                                                  "COMPONENT` merges upstream into them, `agentforge revert` drops "
+                                                  "them, `--force` overwrites them.")
 
 
 def _record_installed(packages: Mapping[str, LockedPackage], sources: Mapping[str, PackageSource],

@@ -78,6 +78,16 @@ def test_lock_install_frozen_end_to_end(project: Library, tmp_path: Path, prefec
     assert res.code == 2 and "locks Tool app, not Tool b" in res.err, res.err
     assert path.read_bytes() == before and not (tmp_path / "u" / "b").exists()
 
+    # A folder AgentForge did not install is never replaced: exit 2, the user's file kept; --force replaces.
+    (tmp_path / "v" / "c").mkdir(parents=True)
+    (tmp_path / "v" / "c" / "mine.txt").write_text("precious\n")
+    res = cli("install", "app", "--frozen", "--target", str(tmp_path / "v"), cwd=work, env=prefect_env)
+    assert res.code == 2 and "TARGET_NOT_MANAGED" in res.err and "Traceback" not in res.err, res.err
+    assert (tmp_path / "v" / "c" / "mine.txt").read_text() == "precious\n"
+    res = cli("install", "app", "--frozen", "--force", "--target", str(tmp_path / "v"), cwd=work, env=prefect_env)
+    assert res.code == 0, res.err
+    assert not (tmp_path / "v" / "c" / "mine.txt").exists() and (tmp_path / "v" / "c" / "component.yaml").is_file()
+
 
 def test_deps_tree_why_graph(project: Library, tmp_path: Path, prefect_env: dict[str, str],
                              monkeypatch: pytest.MonkeyPatch) -> None:

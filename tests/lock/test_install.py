@@ -144,3 +144,36 @@ def test_render_is_stable_after_round_trip(two: Library, tmp_path: Path) -> None
     path = tmp_path / "forge-lock.yaml"
     _locked("app", path)
     assert render_lock(parse_lock(path.read_bytes(), source="x")).encode() == path.read_bytes()
+
+
+def test_never_replaces_files_it_did_not_install_or_unfolded_edits(two: Library, tmp_path: Path) -> None:
+    """A folder AgentForge did not install, or one edited since (edits `status` has not folded
+    yet: the database knows nothing of them), is refused with nothing changed; --force replaces."""
+    from agentforge.errors import Conflict
+
+    path = tmp_path / "forge-lock.yaml"
+    lock = _locked("app", path).lock
+    target = tmp_path / "installed"
+    (target / "b").mkdir(parents=True)
+    (target / "b" / "mine.txt").write_text("precious\n")
+    with pytest.raises(Conflict) as info:
+        install_svc.install_lock(lock, target=target)
+    assert info.value.code == "TARGET_NOT_MANAGED" and str(target / "b") in info.value.message
+    assert (target / "b" / "mine.txt").read_text() == "precious\n" and not (target / "app").exists()
+    assert two.q("SELECT count(*) FROM components WHERE is_installed") == [(0,)]
+
+    shutil.rmtree(target / "b")
+    install_svc.install_lock(lock, target=target)
+    (target / "b" / "main.py").write_text("# my edit, not folded by `status` yet\n")
+    bumped = lock.model_copy(update={"packages": {
+        k: (p.model_copy(update={"checksum": "sha256:" + "1" * 64}) if p.component == "b" else p)
+        for k, p in lock.packages.items()}})  # a lock that differs for b: the install must touch b
+    with pytest.raises(Conflict) as info:
+        install_svc.install_lock(bumped, target=target)
+    assert info.value.code == "LOCAL_CHANGES" and str(target / "b") in info.value.message
+    assert (target / "b" / "main.py").read_text() == "# my edit, not folded by `status` yet\n"
+
+    forced = install_svc.install_lock(lock, target=target, force=True)
+    assert {p.component for p in forced.packages} == {"app", "b"}
+    b = next(p for p in lock.packages.values() if p.component == "b")
+    assert (target / "b" / "main.py").read_bytes() == _git_show(two, "tools", b.commit, "tools/b/main.py")
