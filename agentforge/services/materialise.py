@@ -48,13 +48,20 @@ def locate_packages(packages: Mapping[str, LockedPackage], *, settings: Settings
     with session_scope(get_engine(settings)) as session:
         rows = session.execute(
             sa.select(Component.repository_url, Component.name, Component.commit_hash, Component.path,
-                      Component.definition, Repository.id)
+                      Component.definition, Repository.id, Component.version, Component.type)
             .join(Repository, Repository.id == Component.repository_id)
             .where(component_key_in(wanted))
         ).all()
     found: dict[str, PackageSource] = {}
-    for url, name, commit, path, definition, repo_id in rows:
+    for url, name, commit, path, definition, repo_id, version, kind in rows:
         key = wanted[(url, name, commit)]
+        pkg = packages[key]
+        # The lock's version and kind are facts of the pinned commit too: an edited one is refused.
+        for field, locked, actual in (("version", pkg.version, version), ("kind", pkg.kind, kind.value.title())):
+            if str(locked) != str(actual):
+                raise LockError(f"{key}: {field} {locked} in the lock, but {pkg.component} at {commit[:12]} is "
+                                f"{field} {actual}", code="LOCK_MISMATCH",
+                                hint="Someone edited the lock; re-lock (without --frozen).")
         found[key] = PackageSource(key=key, repository_id=repo_id, repository_url=url, path=path,
                                    definition=definition)
     missing = sorted(set(packages) - set(found))

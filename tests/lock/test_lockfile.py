@@ -232,3 +232,22 @@ def test_parsed_lock_cache_is_only_a_cache(chain: Library, tmp_path: Path) -> No
     path.write_text(data.decode().replace("lockfile_version: 1", "lockfile_version: 9"))
     with pytest.raises(LockError, match="unsupported lock file version 9"):
         lock_svc.read_existing_lock(path)
+
+
+@pytest.mark.parametrize(("field", "value"), [("version", "9.9.9"), ("kind", "Prompt")])
+def test_edited_version_or_kind_is_a_mismatch(chain: Library, tmp_path: Path, field: str, value: str) -> None:
+    """A package's version and kind are facts of its pinned commit, like its tree and checksum."""
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    lock = parse_lock(path.read_bytes(), source="x")
+    b = next(p for p in lock.packages.values() if p.component == "b")
+    text = path.read_text()
+    block_start = text.index("component: b\n")
+    before = text[:block_start]
+    after = text[block_start:].replace(f"{field}: {getattr(b, field)}\n", f"{field}: {value}\n", 1)
+    path.write_text(before + after)
+    check = lock_svc.check_lock("app", path)
+    assert not check.ok and any(field in r and value in r for r in check.reasons), check.reasons
+    with pytest.raises(LockError) as info:
+        lock_svc.verify_lock_for_install("app", path, include_dev=False)
+    assert field in info.value.message and value in info.value.message
