@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 import migrations
-from agentforge.errors import SchemaMismatch
+from agentforge.errors import AgentForgeError, SchemaMismatch
 from models import SCHEMA_HEAD
 
 if TYPE_CHECKING:
@@ -47,9 +47,19 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def _check_revision(revision: str) -> None:
+    """A target the migration chain does not hold is the user's mistake, named as such."""
+    if revision in ("head", "base") or revision.startswith(("+", "-")) or _known(revision):
+        return
+    raise AgentForgeError(f"migration {revision!r} does not exist (revisions run from base to {SCHEMA_HEAD!r})",
+                          code="MIGRATION_UNKNOWN", hint="`agentforge db current` shows where the database is; "
+                                                         "pass head, base or an existing revision.")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
+    _check_revision(revision)
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -59,6 +69,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
+    _check_revision(revision)
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -212,8 +212,19 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
     return t
 
 
+def _as_user_error(exc: BaseException) -> BaseException:
+    """A failed file operation on a path the user named (a directory given as a file, a file as a
+    directory, no permission, …) is a user error naming that path, not an internal one."""
+    if isinstance(exc, OSError) and not isinstance(exc, AgentForgeError) and exc.filename and exc.strerror:
+        return AgentForgeError(f"{exc.filename}: {exc.strerror.lower()}", code="FILE_ERROR",
+                               hint="Check the path (an existing file or folder of the right kind, with the "
+                                    "permissions needed) and run the command again.")
+    return exc
+
+
 def print_error(exc: BaseException) -> int:
     """Print an error in the house format; return the exit code."""
+    exc = _as_user_error(exc)
     if isinstance(exc, AgentForgeError):
         if STATE.json:
             sys.stdout.write(json.dumps({"error": exc.to_dict()}, default=_default, sort_keys=True) + "\n")

@@ -58,3 +58,12 @@ def test_db_current(engine) -> None:
     res = cli("db", "current", "--json")
     assert res.code == 0, res.err
     assert res.json()["revision"] == res.json()["head"]
+
+
+def test_unknown_migration_and_wrong_kind_of_path_are_user_errors(engine, tmp_path) -> None:
+    """Plain user mistakes exit 2 with a code naming what is wrong (they used to be INTERNAL_ERROR)."""
+    res = cli("db", "upgrade", "9999")
+    assert res.code == 2 and "MIGRATION_UNKNOWN" in res.err and "'9999'" in res.err and "Traceback" not in res.err
+    res = cli("--json", "compose", "import", str(tmp_path))  # a folder where a file is expected
+    assert res.code == 2 and res.json()["error"]["code"] == "FILE_ERROR"
+    assert str(tmp_path) in res.json()["error"]["message"]
