@@ -87,6 +87,13 @@ def run() -> None:
     except Exception as exc:
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]
+            if STATE.json:  # --json promises JSON on stdout, for a usage error too
+                import json
+
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                sys.stdout.write(json.dumps({"error": {"code": "USAGE_ERROR", "message": message,
+                                                       "hint": "`agentforge --help` lists the commands; "
+                                                               "`agentforge COMMAND --help` their options."}}) + "\n")
             sys.exit(getattr(exc, "exit_code", 2))
         sys.exit(print_error(exc))
     sys.exit(code if isinstance(code, int) else 0)

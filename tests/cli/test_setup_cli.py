@@ -67,3 +67,10 @@ def test_unknown_migration_and_wrong_kind_of_path_are_user_errors(engine, tmp_pa
     res = cli("--json", "compose", "import", str(tmp_path))  # a folder where a file is expected
     assert res.code == 2 and res.json()["error"]["code"] == "FILE_ERROR"
     assert str(tmp_path) in res.json()["error"]["message"]
+
+
+def test_usage_errors_under_json_print_json() -> None:
+    for args in (("--json", "bogus-cmd"), ("install", "--json")):
+        res = cli(*args)
+        assert res.code == 2 and res.json()["error"]["code"] == "USAGE_ERROR", (args, res.out, res.err)
+        assert "Usage:" in res.err  # the human message still goes to stderr
