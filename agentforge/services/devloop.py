@@ -768,7 +768,10 @@ def edit_component(name: str, *, sets: Sequence[str] = (), unsets: Sequence[str]
         row = _installed_row(session, name)
         assert row.install_path is not None
         author = _author(session)
-        _fold(session, row, author)
+        folded = _fold(session, row, author)
+        if folded.warning:  # the file on disk does not parse: writing over it would lose the user's text
+            raise DocumentError(folded.warning,
+                                hint="Fix the file by hand (or `agentforge revert` it), then edit again.")
         before = _effective_local(row)
         edited = copy.deepcopy(before)
         for path, value in assignments:

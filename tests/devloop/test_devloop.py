@@ -66,6 +66,18 @@ def test_bad_edits_change_nothing(installed: Installed) -> None:
         assert installed.q("SELECT count(*) AS n FROM component_changes")[0]["n"] == 0
 
 
+def test_edit_refuses_to_write_over_a_hand_broken_definition(installed: Installed) -> None:
+    """A component.yaml the user broke by hand is theirs to fix: `edit` would replace their text."""
+    target = installed.folder / "component.yaml"
+    broken = target.read_bytes() + b"\n  this: [is not: yaml\n"
+    target.write_bytes(broken)
+    with pytest.raises(AgentForgeError) as err:
+        devloop.edit_component("lookup", sets=["spec.config.timeout=5"])
+    assert err.value.exit_code == 2 and str(target) in err.value.message
+    assert target.read_bytes() == broken
+    assert installed.row()["local_definition"] is None
+
+
 def test_direct_edits_are_folded_by_status_once(installed: Installed) -> None:
     doc = _definition(installed.folder)
     doc["spec"]["config"]["retries"] = 5
