@@ -39,21 +39,36 @@ def _version_key(version: str) -> semver.Version:
 
 
 def find_installed(*, session: Session, name: str, for_update: bool = False) -> Component:
-    """The installed row of ``name`` (``REPO/NAME`` when two repositories install that name)."""
-    repo_name, _, comp = name.rpartition("/")
-    stmt = (sa.select(Component).join(Repository, Repository.id == Component.repository_id)
-            .where(Component.is_installed.is_(True), Component.name == comp))
-    if repo_name:
-        stmt = stmt.where(Repository.name == repo_name)
+    """The installed row of ``name``: ``NAME``, ``REPO/NAME`` when two repositories install that
+    name, or the installed folder's path (``./x/NAME``, ``/abs/NAME``) when one component is
+    installed in several places."""
+    import os
+
+    by_path = name.startswith(("/", "./", "../", "~"))
+    if by_path:
+        path = os.path.abspath(os.path.expanduser(name.rstrip("/")))
+        stmt = sa.select(Component).where(Component.is_installed.is_(True), Component.install_path == path)
+        comp = os.path.basename(path)
+    else:
+        repo_name, _, comp = name.rpartition("/")
+        stmt = (sa.select(Component).join(Repository, Repository.id == Component.repository_id)
+                .where(Component.is_installed.is_(True), Component.name == comp))
+        if repo_name:
+            stmt = stmt.where(Repository.name == repo_name)
     if for_update:
         stmt = stmt.with_for_update(of=Component)
     rows = list(session.scalars(stmt))
     if not rows:
-        raise NotFound(f"component {name!r} is not installed",
+        raise NotFound(f"component {name!r} is not installed" + (" at that path" if by_path else ""),
                        hint="`agentforge status` lists installed components; `agentforge install NAME` installs one.")
     if len(rows) > 1:
-        repos = sorted(session.scalars(sa.select(Repository.name).where(
-            Repository.id.in_([r.repository_id for r in rows]))))
+        repo_ids = {r.repository_id for r in rows}
+        if len(repo_ids) == 1:  # one repository's component, installed in several folders
+            paths = sorted(str(r.install_path) for r in rows)
+            raise AgentForgeError(f"{name!r} is installed in several folders: {', '.join(paths)}",
+                                  code="AMBIGUOUS_COMPONENT",
+                                  hint=f"Name it by its folder, for example `{paths[0]}`.")
+        repos = sorted(session.scalars(sa.select(Repository.name).where(Repository.id.in_(repo_ids))))
         raise AgentForgeError(f"{name!r} is installed from several repositories: {', '.join(repos)}",
                               code="AMBIGUOUS_COMPONENT", hint=f"Write REPO/{comp}, for example {repos[0]}/{comp}.")
     return rows[0]

@@ -295,3 +295,31 @@ def test_killed_pull_is_rolled_back_on_next_command(installed: Installed) -> Non
     assert installed.row()["local_definition"] == before_local
     assert not (installed.folder.parent / ".forge" / "lookup.pull-journal.json").exists()
     assert installed.q("SELECT status FROM sync_operations WHERE operation = 'PULL_UPSTREAM' AND component_id IS NOT NULL")[0]["status"] == "FAILED"
+
+
+def test_one_component_installed_in_two_folders_is_named_by_its_folder(installed: Installed,
+                                                                       tmp_path: Path) -> None:
+    from agentforge.core.lockfile import parse_lock
+    from agentforge.services import sync as svc
+    from agentforge.services.install import install_lock
+    from agentforge.services.lock import resolve_root
+
+    installed.repo.commit(files={"tools/lookup/component.yaml": definition_yaml("1.1.0")}, tags=["v1.1.0"])
+    plan = svc.plan_sync(None)
+    for repo_id in plan.to_sync:
+        svc.sync_repository(repo_id, remote=plan.remote.get(repo_id))
+    newer = resolve_root("lookup@1.1.0")
+    install_lock(parse_lock(newer.text.encode(), source="lock"), target=tmp_path / "other")
+    other = tmp_path / "other" / "lookup"
+    with pytest.raises(AgentForgeError) as err:
+        devloop.diff_component("lookup")
+    assert err.value.code == "AMBIGUOUS_COMPONENT"
+    assert str(installed.folder) in err.value.message and str(other) in err.value.message
+    assert err.value.hint and "folder" in err.value.hint
+    out = devloop.edit_component(str(other), sets=["spec.config.timeout=7"])
+    assert out.path == str(other / "component.yaml")
+    assert _definition(other)["spec"]["config"]["timeout"] == 7
+    assert _definition(installed.folder)["spec"]["config"]["timeout"] == 30  # the other install untouched
+    with pytest.raises(AgentForgeError) as err:
+        devloop.diff_component(str(tmp_path / "nowhere" / "lookup"))
+    assert err.value.code == "NOT_FOUND"
