@@ -239,11 +239,14 @@ class PostgresCandidateIndex:
         for row in rows:
             key = f"{repo.key}/{row.name}"
             held = None
-            for tag in row.release_tags or ():
-                if tag in moved:
-                    first, current = moved[tag]
-                    held = (f"tag {tag} moved from {first[:12]} to {(current or '?')[:12]}; "
-                            f"`agentforge repo accept-tag {repo.name} {tag}` releases it again")
+            tags = tuple(row.release_tags or ())
+            # Held back only when every tag releasing this row has moved: a commit that an untouched
+            # tag also releases (a tag force-moved onto another release's commit) stays usable.
+            if tags and all(tag in moved for tag in tags):
+                tag = tags[0]
+                first, current = moved[tag]
+                held = (f"tag {tag} moved from {first[:12]} to {(current or '?')[:12]}; "
+                        f"`agentforge repo accept-tag {repo.name} {tag}` releases it again")
             is_tip = row.commit_hash == repo.tip
             candidate = Candidate(
                 key=key, name=row.name, kind=_KIND_TITLE[row.type], version=row.version,
@@ -254,6 +257,23 @@ class PostgresCandidateIndex:
             self._candidates.setdefault(key, []).append(candidate)
             self.rows[(key, row.commit_hash)] = _Row(id=row.id, candidate=candidate, path=row.path,
                                                      tree=row.tree_hash, repository_url=repo.url)
+        if moved:
+            self._release_untouched_copies({f"{repo.key}/{row.name}" for row in rows}, moved)
+
+    def _release_untouched_copies(self, keys: set[str], moved: Mapping[str, tuple[str, str | None]]) -> None:
+        """A version whose release is held back (its tag moved) stays available when a later
+        commit holds the very same files (same tree) under a tag that did not move: that commit's
+        row was flagged a reused version of the held one, and now stands in for it."""
+        for key in keys:
+            cands = self._candidates.get(key, [])
+            held = {(c.version, self.rows[(key, c.commit)].tree) for c in cands if c.held_back and c.is_release}
+            if not held:
+                continue
+            for cand in cands:
+                tree = self.rows[(key, cand.commit)].tree
+                if not cand.is_release and not cand.held_back and (cand.version, tree) in held and \
+                        cand.tags and not all(t in moved for t in cand.tags):
+                    cand.is_release = True  # the index built it; nothing else holds it yet
 
     def definition_of(self, row: _Row) -> dict[str, Any]:
         """The whole definition of one row (the index itself keeps only the dependency part)."""

@@ -156,6 +156,25 @@ def test_moved_tag_is_held_back_and_cited(lib: Library) -> None:
     assert "1.1.0 held back: tag v1.1.0 moved from" in msg and "accept-tag" in msg
 
 
+def test_a_tag_moved_onto_another_release_does_not_hide_that_release(lib: Library) -> None:
+    """v2.0.0 force-moved onto the commit v2.1.0 releases: the 2.0.0 release is held back, but the
+    versions that commit holds are still released by the untouched v2.1.0 (no silent downgrade)."""
+    repo = lib.repo("tools", {"app": ("1.0.0", {"c": "^1"}), "c": "1.0.0"})
+    lib.release("tools", {"c": "1.2.1"}, "v2.0.0")
+    # v2.1.0 releases another component; c 1.2.1 ships again byte-identical (a reused version).
+    newest = lib.release("tools", {"other": "1.0.0"}, "v2.1.0")
+    lib.sync()
+    before = lock_svc.resolve_root("app", compute_checksums=False)
+    repo.tag("v2.0.0", newest, force=True)
+    lib.sync()
+    assert lib.q("SELECT state::text FROM repository_tags WHERE tag = 'v2.0.0'") == [("MOVED",)]
+    out = lock_svc.resolve_root("app", compute_checksums=False)
+    c_before = next(p for p in before.lock.packages.values() if p.component == "c")
+    c_after = next(p for p in out.lock.packages.values() if p.component == "c")
+    assert (c_before.version, c_after.version) == ("1.2.1", "1.2.1")  # not silently 1.0.0
+    assert c_after.commit == newest and c_after.tree == c_before.tree
+
+
 def test_kept_pin_cited_in_a_conflict(lib: Library) -> None:
     lib.repo("tools", {"app": ("1.0.0", {"c": "^1"}), "c": "1.0.0"})
     lib.sync()
