@@ -149,6 +149,19 @@ def remove_repository(*, session: Session, name: str, force: bool = False) -> Re
     repo = get_repository(session=session, name=name)
     installed = session.scalars(sa.select(Component.name).where(Component.repository_id == repo.id,
                                                                 Component.is_installed.is_(True))).all()
+    if not force:
+        # Instances running a deployment whose lock takes components from this repository.
+        running = session.scalars(sa.text(
+            "SELECT DISTINCT c.name || '/' || ci.name FROM composition_instances ci "
+            "JOIN compositions c ON c.id = ci.composition_id "
+            "JOIN deployments d ON d.instance_id = ci.id AND d.lock_hash = ci.lock_hash "
+            "WHERE ci.status IN ('RUNNING', 'STARTING', 'UPDATING') AND EXISTS ("
+            "  SELECT 1 FROM jsonb_each(d.lock_file -> 'packages') p WHERE p.value ->> 'repository' = :url)"),
+            {"url": repo.url}).all()
+        if running:
+            raise Conflict(f"repository {name!r} provides components to running instances: "
+                           f"{', '.join(sorted(running))}",
+                           hint="Stop them first (`agentforge instance stop NAME/ENV`), or pass --force.")
     if installed and not force:
         raise Conflict(f"repository {name!r} has installed components: {', '.join(sorted(set(installed)))}",
                        hint="Pass --force to remove the repository and its rows anyway; the installed folders "

@@ -62,6 +62,10 @@ def test_cli_import_lock_deploy_inspect_stop(lib: Stack, tmp_path: Path, prefect
 
     listed = cli("--json", "compose", "instances", "helpdesk")
     assert listed.code == 0 and listed.json()[0]["status"] == "RUNNING"
+    repos = [name for (name,) in lib.q("SELECT name FROM repositories ORDER BY name")]
+    refused = cli("repo", "rm", repos[0])  # its components serve the running instance
+    assert refused.code == 2 and "helpdesk/development" in refused.err and "Traceback" not in refused.err
+    assert [name for (name,) in lib.q("SELECT name FROM repositories ORDER BY name")] == repos
     assert "STOPPED" in cli("instance", "stop", "helpdesk/development").out
     from agentforge.services.deploy import lock_composition, start
 
