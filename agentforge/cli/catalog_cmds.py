@@ -30,6 +30,16 @@ def ls(
         raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID")
     with session_scope(engine()) as session:
         lines = catalog(session=session, kind=kind, repository=repo)
+        if repo and not lines:
+            import sqlalchemy as sa
+
+            from models import Repository
+
+            if session.scalar(sa.select(Repository.id).where(Repository.name == repo)) is None:
+                from agentforge.errors import NotFound
+
+                raise NotFound(f"repository {repo!r} is not registered",
+                               hint="`agentforge repo ls` lists the registered repositories.")
     data: list[dict[str, Any]] = []
     for line in lines:
         versions = _semver_sorted(line.versions)
@@ -55,7 +65,10 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
     from agentforge.errors import NotFound
     from models.catalog import component_versions
 
-    name, _, version = ref.partition("@")
+    name, at, version = ref.partition("@")
+    if at and not version:
+        raise NotFound(f"{ref!r}: no version after '@'", code="VERSION_INVALID",
+                       hint=f"Write {name}@VERSION, or just {name} for the newest release.")
     repo = None
     if "/" in name:
         repo, _, name = name.rpartition("/")

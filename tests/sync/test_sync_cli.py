@@ -54,6 +54,12 @@ def test_cli_sync_summary_and_exit_code(env, factory, register, prefect_env) -> 
     assert listed.code == 0 and [(c["name"], c["latest"]) for c in listed.json()] == [("a", "1.0.0")]
     shown = cli("show", "a@1.0.0", env=prefect_env)
     assert shown.code == 0 and "v1.0.0" in shown.out
+    # An unknown repository or an empty version is an error, not an empty answer or the newest.
+    nope = cli("--json", "ls", "--repo", "nope", env=prefect_env)
+    assert nope.code == 2 and nope.json()["error"]["code"] == "NOT_FOUND" and "nope" in nope.json()["error"]["message"]
+    empty = cli("show", "a@", env=prefect_env)
+    assert empty.code == 2 and "VERSION_INVALID" in empty.err
+    assert cli("--json", "ls", "--repo", "good", env=prefect_env).json()[0]["name"] == "a"
 
 
 def test_accept_tag_cli(env, factory, register, prefect_env) -> None:
