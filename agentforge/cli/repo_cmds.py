@@ -36,9 +36,11 @@ def repo_add(
     from agentforge.catalogs import FORMATS
     from agentforge.services.repos import add_repository
 
-    if format is not None and format not in FORMATS:
-        err_console.print(f"error: --format {format!r} is not one of {', '.join(FORMATS)}", markup=False)
-        raise SystemExit(2)
+    if format is not None and format not in FORMATS:  # before the database is even opened
+        from agentforge.errors import AgentForgeError
+
+        raise AgentForgeError(f"--format {format!r} is not a known catalog format", code="FORMAT_UNKNOWN",
+                              hint=f"Use one of: {', '.join(FORMATS)} (or leave it out to detect).")
     engine()
     added = add_repository(url, name=name, type=type, branch=branch, allow_insecure=allow_insecure,
                            check=not no_check, format=format, untrusted=untrusted)

@@ -74,12 +74,12 @@ def _check_characters(raw: str) -> None:
     if not raw:
         raise _fail(raw, "is empty")
     if "\x00" in raw:
-        raise _fail(raw, "contains a NUL byte", hint=None)
+        raise _fail(raw, "contains a NUL byte")
     for char in raw:
         if char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
-            raise _fail(raw, "contains whitespace or control characters", hint=None)
+            raise _fail(raw, "contains whitespace or control characters")
     if raw.startswith("-"):
-        raise _fail(raw, "starts with '-', which git would read as an option", hint=None)
+        raise _fail(raw, "starts with '-', which git would read as an option")
     if "\\" in raw:
         raise _fail(raw, "contains a backslash")
     if "?" in raw or "#" in raw:
@@ -108,7 +108,7 @@ def _hosted_path(raw: str, path: str) -> list[str]:
 def _check_host(raw: str, host: str) -> str:
     host = host.lower()
     if host.startswith("-"):
-        raise _fail(raw, "host name starts with '-'", hint=None)
+        raise _fail(raw, "host name starts with '-'")
     if not _HOST_RE.fullmatch(host):
         raise _fail(raw, f"host name {host!r} is not valid")
     return host
@@ -144,7 +144,7 @@ def _normalise(raw: str, *, allow_insecure: bool) -> str:
         raise UrlError(f"repository URL must be a string, got {type(raw).__name__}", hint=_FORMS_HINT)
     _check_characters(raw)
     if _HELPER_RE.match(raw):
-        raise _fail(raw, "git remote helpers ('xxx::') are not allowed", hint=None)
+        raise _fail(raw, "git remote helpers ('xxx::') are not allowed")
 
     if raw.startswith("/"):
         return _file_url(raw, raw)

@@ -57,12 +57,15 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
     repo_name = name or default_repository_name(url)
     if not _NAME_RE.match(repo_name):
         raise AgentForgeError(f"repository name {repo_name!r} is not valid: use lower-case letters, digits, '.', "
-                              "'_' and '-' (max 100)", code="NAME_INVALID", hint="Pass --name.")
+                              "'_' and '-' (max 100)", code="NAME_INVALID",
+                              hint="Pass --name with such a name, e.g. --name " + (
+                                  re.sub(r"[^a-z0-9._-]+", "-", repo_name.lower()).strip("-") or "my-repo") + ".")
     try:
         repo_type = RepoType((type or "mixed").upper())
     except ValueError:
         raise AgentForgeError(f"--type {type!r} is not one of tools, prompts, agents, compositions, mixed",
-                              code="TYPE_INVALID") from None
+                              code="TYPE_INVALID",
+                              hint="Leave --type out: a repository is 'mixed' by default.") from None
     if check:
         outcome = ls_remote_many([url], credentials=credentials_for(url, settings),
                                  timeout=settings.git_timeout_seconds, allow_http=allow_insecure)[url]

@@ -109,7 +109,17 @@ def test_repo_add_rejects_dangerous_urls(env, url: str) -> None:
         res = cli("repo", "add", *args)
         assert res.code == 2, (res.out, res.err)
         assert "agentforge: URL_INVALID" in res.err + res.out
-        assert "Traceback" not in res.err + res.out
+        assert "Traceback" not in res.err + res.out and "Hint: " in res.err
+    assert one(env, "SELECT count(*) FROM repositories")[0] == 0
+
+
+def test_repo_add_bad_options_say_what_to_do(env, tmp_path) -> None:
+    res = cli("repo", "add", "--no-check", str(tmp_path), "--name", "BAD NAME")
+    assert res.code == 2 and "NAME_INVALID" in res.err and "--name bad-name" in res.err
+    res = cli("--json", "repo", "add", "--no-check", str(tmp_path), "--format", "xml")
+    assert res.code == 2 and res.json()["error"]["code"] == "FORMAT_UNKNOWN" and "mcp-server" in res.json()["error"]["hint"]
+    res = cli("repo", "add", "--no-check", str(tmp_path), "--type", "bogus")
+    assert res.code == 2 and "TYPE_INVALID" in res.err and "Hint: " in res.err
     assert one(env, "SELECT count(*) FROM repositories")[0] == 0
 
 
