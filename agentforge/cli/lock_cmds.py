@@ -128,7 +128,9 @@ def deps_tree(root: str = typer.Argument(...), dev: bool = typer.Option(False, "
         for declarer in pkg.constraints:
             children.setdefault(declarer, []).append(key)
     if STATE.json:
-        emit({"root": lock.root.model_dump(), "packages": {k: p.model_dump() for k, p in lock.packages.items()},
+        # Checksums are not computed for a display (no file reads): left out rather than shown as zeros.
+        emit({"root": lock.root.model_dump(),
+              "packages": {k: p.model_dump(exclude={"checksum"}) for k, p in lock.packages.items()},
               "children": {k: sorted(v) for k, v in children.items()}})
         return
     root_key = next((k for k, p in lock.packages.items() if p.dependency_type == "root"), "<root>")
@@ -209,6 +211,9 @@ def deps_graph(root: str = typer.Argument(...),
         lines = ["graph LR"]
         lines += [f'  {ids[k]}["{_quoted(v, mermaid=True)}"]' for k, v in sorted(nodes.items())]
         lines += [f'  {ids[a]} -->|"{_quoted(c, mermaid=True)}"| {ids[b]}' for a, b, c in edges if a in ids]
+    if STATE.json:  # --json promises JSON on stdout: the rendered graph travels inside it
+        print_json({"format": format, "graph": "\n".join(lines) + "\n"})
+        return
     typer.echo("\n".join(lines))
 
 

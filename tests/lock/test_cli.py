@@ -96,6 +96,11 @@ def test_deps_tree_why_graph(project: Library, tmp_path: Path, prefect_env: dict
     assert res.code == 0, res.err
     assert "app 1.0.0 (Tool)" in res.out and "b 1.0.0 Tool, direct, needs ^1" in res.out
     assert "c 1.0.0 Tool, direct, needs ~1.0" in res.out and "c 1.0.0 Tool, transitive" not in res.out
+    tree = cli("--json", "deps", "tree", "app", cwd=work, env=prefect_env)
+    assert tree.code == 0 and all("checksum" not in p for p in tree.json()["packages"].values())  # not computed
+    dot_json = cli("--json", "deps", "graph", "app", "--format", "dot", cwd=work, env=prefect_env)
+    assert dot_json.code == 0 and dot_json.json()["format"] == "dot"
+    assert dot_json.json()["graph"].startswith("digraph dependencies {")
     res = cli("deps", "graph", "app", "--format", "json", cwd=work, env=prefect_env)
     assert res.code == 0, res.err
     graph = res.json()
