@@ -589,6 +589,9 @@ def plan_rollback(name: str, environment: str, *, settings: Settings | None = No
     """The last healthy lock other than the current one; the current (bad) one goes on hold."""
     with session_scope(get_engine(settings)) as session:
         comp = comp_q.get_composition(name, session=session)
+        if problem := environment_problem(parse_composition(comp.definition, source=f"composition {name}"),
+                                          environment):
+            raise ConfigError(problem, code="ENVIRONMENT_UNKNOWN", hint="Roll back in a declared environment.")
         current = {i.lock_hash for i, _ in comp_q.list_instances(session=session, composition=name,
                                                                    environment=environment) if i.lock_hash}
         stored = LockFile.model_validate(comp.lock_file) if comp.lock_file else None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agentforge.errors import AgentForgeError
 from tests.deploy.conftest import Stack, component_files, stop_all_instances
 from tests.deploy.helpers import deploy, get, post
 
@@ -88,7 +89,6 @@ def test_redeploy_new_version_switches_then_stops_the_old(stack: Stack) -> None:
 
 
 def test_failed_readiness_rolls_back_and_rollback_holds_the_bad_lock(stack: Stack, monkeypatch) -> None:
-    from agentforge.errors import AgentForgeError
     from agentforge.services import deploy as svc
 
     [good] = deploy("helpdesk", "development")
@@ -112,6 +112,9 @@ def test_failed_readiness_rolls_back_and_rollback_holds_the_bad_lock(stack: Stac
     monkeypatch.setenv("HELPDESK_UNSET_TOKEN", "x")
     [forced] = deploy("helpdesk", "development")
     assert forced.ok
+    with pytest.raises(AgentForgeError) as unknown:
+        svc.plan_rollback("helpdesk", "nope")
+    assert unknown.value.code == "ENVIRONMENT_UNKNOWN" and "nope" in unknown.value.message
     plan = svc.plan_rollback("helpdesk", "development")
     assert plan.good_lock_hash == good.lock_hash and plan.bad_lock_hash == forced.lock_hash
     [back] = deploy("helpdesk", "development", lock=plan.lock)
