@@ -134,7 +134,19 @@ def _setting(key: str) -> tuple[object, bool]:
 
 STATE = OutputState()
 # Not a terminal (pipes, CI, tests): no hard wrapping at 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+class _Console(Console):
+    """rich's Console, except that a :class:`PlainTable` is written straight to the output: rich
+    would still crop every one of its (thousands of) lines in Python."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if len(objects) == 1 and isinstance(objects[0], PlainTable) and not kwargs and not self.record:
+            self.file.write(objects[0].text())
+            self.file.flush()
+            return
+        super().print(*objects, **kwargs)
+
+
+console = _Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -186,18 +198,24 @@ class PlainTable:
     def __init__(self, columns: Sequence[str], rows: list[list[str]], title: str | None) -> None:
         self.columns, self.rows, self.title = list(columns), rows, title
 
-    def __rich_console__(self, console: Any, options: Any) -> Iterable[Segment]:
+    def lines(self) -> list[str]:
         widths = [max([len(c), *(len(r[i]) for r in self.rows)]) for i, c in enumerate(self.columns)]
 
-        def line(cells: Sequence[str]) -> Segment:
-            return Segment("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
+        def line(cells: Sequence[str]) -> str:
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n"
 
-        if self.title:
-            yield Segment(self.title + "\n")
-        yield line(self.columns)
-        yield line(["-" * w for w in widths])
-        for row in self.rows:
-            yield line(row)
+        out = [self.title + "\n"] if self.title else []
+        out.append(line(self.columns))
+        out.append(line(["-" * w for w in widths]))
+        out.extend(line(row) for row in self.rows)
+        return out
+
+    def text(self) -> str:
+        return "".join(self.lines())
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterable[Segment]:
+        for line in self.lines():
+            yield Segment(line)
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table | PlainTable:
