@@ -278,7 +278,9 @@ def load_document(data: bytes | str, *, source: str, max_bytes: int = MAX_DOCUME
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        raise DocumentError(f"{_where(source, mark)}: invalid YAML: {problem}") from None
+        raise DocumentError(f"{_where(source, mark)}: invalid YAML: {problem}",
+                            hint="Fix the YAML at that line (indentation, quoting, brackets, a key given "
+                                 "twice); `agentforge lint PATH` checks a component before it is pushed.") from None
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source}: invalid YAML: {exc}") from None
     except RecursionError:  # pragma: no cover - the pre-scan bounds depth; kept as a last guard

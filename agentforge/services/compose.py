@@ -70,6 +70,10 @@ def read_composition_file(path: Path) -> tuple[CompositionDocument, dict[str, An
     if size > MAX_DOCUMENT_BYTES:
         raise DocumentError(f"{path}: the document is larger than 1 MiB", hint="Split or trim the file.")
     mapping = load_document(path.read_bytes(), source=str(path))
+    if mapping is not None and not isinstance(mapping, dict):
+        raise DocumentError(f"{path}: expected a mapping at the top level (a Composition document), "
+                            f"got a {type(mapping).__name__}",
+                            hint="A composition file starts with apiVersion: forge.dev/v1 and kind: Composition.")
     doc = parse_composition(mapping if mapping is not None else b"", source=str(path))
     return doc, doc.raw
 

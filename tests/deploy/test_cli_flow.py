@@ -46,6 +46,10 @@ def test_cli_import_lock_deploy_inspect_stop(lib: Stack, tmp_path: Path, prefect
     bad.write_text("apiVersion: forge.dev/v1\nkind: Composition\nmetadata: {name: helpdesk}\n")
     out = cli("compose", "import", str(bad))
     assert out.code == 2 and str(bad) in out.err and "metadata.version" in out.err
+    for text, needle in (("- a\n- b\n", "expected a mapping"), ("a: 1\na: 1\n", "duplicate key")):
+        bad.write_text(text)
+        out = cli("compose", "import", str(bad))
+        assert out.code == 2 and needle in out.err and "Hint: " in out.err, out.err
     good = write_composition(tmp_path, composition())
     assert cli("compose", "import", str(good)).code == 0
 
