@@ -143,6 +143,16 @@ def lock_composition(name: str, *, upgrade: bool = False, settings: Settings | N
     previous = _stored_lock(name, settings)
     pins = {k: p.commit for k, p in previous.packages.items()} if previous and not upgrade else None
     outcome = resolve_root(name, force_kind="composition", pins=pins, previous=previous, settings=settings)
+    # Overrides naming a component the graph does not hold are refused here too, as by validate
+    # and deploy: a lock that no deploy could use is not stored.
+    with session_scope(get_engine(settings)) as session:
+        definition = comp_q.get_composition(name, session=session).definition
+    doc = parse_composition(definition, source=f"composition {name}")
+    kinds = {p.component: p.kind for p in outcome.lock.packages.values()}
+    if problems := check_override_targets(doc.spec.overrides.model_dump(), kinds,
+                                          where=f"composition {name}: spec.overrides"):
+        raise ConfigError("\n".join(problems), code="OVERRIDE_INVALID",
+                          hint="Override only components the composition resolves (`agentforge deps tree NAME`).")
     persist_resolution(outcome.lock, composition_id=outcome.composition_id, settings=settings)
     return outcome.lock
 

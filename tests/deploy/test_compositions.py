@@ -55,6 +55,12 @@ def test_unknown_component_in_overrides_fails_and_deploys_nothing(stack: Stack, 
         deploy("helpdesk", "development")
     assert "missing-tool" in exc.value.message and exc.value.code == "OVERRIDE_INVALID"
     nothing_deployed(stack)
+    from agentforge.services.deploy import lock_composition
+
+    with pytest.raises(AgentForgeError) as exc:  # `compose lock` refuses it too, storing no lock
+        lock_composition("helpdesk")
+    assert "missing-tool" in exc.value.message and exc.value.code == "OVERRIDE_INVALID"
+    assert stack.q("SELECT lock_file IS NULL FROM compositions WHERE name = 'helpdesk'") == [(True,)]
 
 
 def test_bad_set_paths_fail_and_deploy_nothing(stack: Stack) -> None:
