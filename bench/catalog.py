@@ -24,9 +24,10 @@ Measured, in one run, against the same bare repository (``file://``):
   migrations are not counted).
 
 Each part is run ``--repeat`` times (default 3) and its best time kept.
-Goal (issue 6): catalog read ≤ 2 × (raw git + parsing). The cold sync is printed beside it with
-its ratio to the same baseline (no goal). Nothing is asserted; the last line is
-``BENCH {json}`` for ``bench/run.py``.
+Goal (issue 6: the repository "syncs cold within 2× of raw git plus parsing"): cold sync ≤ 2 ×
+(raw git + parsing). The read alone (clone + read, no database) is printed beside it with its
+ratio to the same baseline. Nothing is asserted; the last line is ``BENCH {json}`` for
+``bench/run.py``.
 """
 
 from __future__ import annotations
@@ -261,15 +262,16 @@ def main() -> None:
         print(f"raw git (clone --mirror + ls-tree + cat-file --batch): {raw_s:.3f} s")
         print(f"parsing (parse_markdown / json.loads):              {parse_s:.3f} s")
         print(f"catalog: mirror clone {clone_s:.3f} s + read_catalog_snapshot {read_s:.3f} s = {ours:.3f} s")
-        print(f"ratio catalog / (raw git + parsing) = {ours / baseline:.2f}  (goal ≤ 2.0)")
+        print(f"ratio catalog read / (raw git + parsing) = {ours / baseline:.2f}  (the read alone: no goal)")
         figures: list[dict[str, Any]] = [
             {"figure": "raw git + parsing (baseline)", "value": baseline, "goal": None, "baseline": None},
-            {"figure": "catalog read cold (clone + read)", "value": ours, "goal": 2.0, "baseline": baseline}]
+            {"figure": "catalog read cold (clone + read)", "value": ours, "goal": None, "baseline": baseline}]
         if sync_s is not None:
             print(f"cold sync (repo add + sync, rows written: {written['components']} components, "
                   f"{written['compositions']} compositions; {written['status']}): {sync_s:.3f} s")
-            print(f"ratio cold sync / (raw git + parsing) = {sync_s / baseline:.2f}  (no goal)")
-            figures.append({"figure": "catalog cold sync (repo add + sync, rows)", "value": sync_s, "goal": None,
+            # Issue 6's goal: the repository "syncs cold within 2× of raw git plus parsing".
+            print(f"ratio cold sync / (raw git + parsing) = {sync_s / baseline:.2f}  (goal ≤ 2.0)")
+            figures.append({"figure": "catalog cold sync (repo add + sync, rows)", "value": sync_s, "goal": 2.0,
                             "baseline": baseline})
         print("BENCH " + json.dumps({"benchmark": "catalog", "figures": figures}))
     finally:

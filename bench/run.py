@@ -134,10 +134,10 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    parser.add_argument("--only", nargs="*", help="benchmark names (default: every bench/*.py but run.py)")
+    parser.add_argument("--only", nargs="*", help="benchmark names (default: every bench/*.py but run.py and _helpers)")
     parser.add_argument("--keep", type=Path, help="write each benchmark's full output to DIR/<name>.txt")
     args = parser.parse_args()
-    names = args.only or sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in ("run", "__init__"))
+    names = args.only or sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "run" and not p.stem.startswith("_"))
     figures: list[Figure] = []
     for name in names:
         command = [sys.executable, str(BENCH / f"{name}.py"), *(["--quick"] if args.quick else [])]
