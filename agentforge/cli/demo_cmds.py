@@ -30,7 +30,9 @@ def demo(
     prepare_prefect()
     engine()
     settings = get_settings()
-    say = (lambda *_a, **_k: None) if STATE.json else console.print
+    def say(*objects: Any) -> None:
+        if not STATE.json:
+            console.print(*objects)
     built = build_example_repositories(examples or default_examples_dir(), settings.home / "examples")
     say(f"[bold]1/5[/] built {len(built)} example repositories under {settings.home / 'examples'}")
     for name, path in built.items():

@@ -336,3 +336,4 @@ def dump_yaml(obj: Any) -> str:
     if not text.endswith("\n"):
         text += "\n"
     return text
+

@@ -16,7 +16,7 @@ from agentforge.config import Settings
 from agentforge.core.deepmerge import parse_set_arguments, set_path
 from agentforge.core.documents import CompositionDocument, parse_composition
 from agentforge.core.lockfile import LockFile
-from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
+from agentforge.core.yamlio import load_document
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, ConfigError, Conflict, DeployError, DocumentError
 from agentforge.reader import CompositionRecord
@@ -63,13 +63,9 @@ class ImportOutcome(BaseModel):
 
 def read_composition_file(path: Path) -> tuple[CompositionDocument, dict[str, Any]]:
     """Parse and validate a composition file; every error names the file (and the field)."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DocumentError(f"{path}: cannot read: {exc.strerror}", hint="Check the path.") from None
-    if size > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"{path}: the document is larger than 1 MiB", hint="Split or trim the file.")
-    mapping = load_document(path.read_bytes(), source=str(path))
+    from agentforge.fileio import read_document_file
+
+    mapping = load_document(read_document_file(path, what="composition"), source=str(path))
     if mapping is not None and not isinstance(mapping, dict):
         raise DocumentError(f"{path}: expected a mapping at the top level (a Composition document), "
                             f"got a {type(mapping).__name__}",

@@ -1592,16 +1592,18 @@ def lint(path: Path) -> list[LintResult]:
     """
     from agentforge.core.documents import COMPONENT_KINDS, parse_any
     from agentforge.core.yamlio import load_document
+    from agentforge.fileio import read_document_file
 
     path = path.expanduser()
     if not path.exists():
-        raise NotFound(f"{path} does not exist")
+        raise NotFound(f"{path} does not exist", hint="Pass a component folder or file (default: the current folder).")
     results: list[LintResult] = []
     for file in _lint_candidates(path):
         explicit = file == path
         source = str(file)
         try:
-            data = load_document(file.read_bytes(), source=source)
+            raw = read_document_file(file)
+            data = load_document(raw, source=source)
         except DocumentError as exc:
             if explicit or file.name == DEFINITION_FILE:
                 results.append(LintResult(path=source, level="error", messages=[exc.message]))
@@ -1610,7 +1612,7 @@ def lint(path: Path) -> list[LintResult]:
                 isinstance(data, dict) and data.get("apiVersion") == "forge.dev/v1"):
             continue
         try:
-            doc = parse_any(data if isinstance(data, dict) else file.read_bytes(), source=source)
+            doc = parse_any(data if isinstance(data, dict) else raw, source=source)
         except DocumentError as exc:
             results.append(LintResult(path=source, level="error", messages=exc.message.splitlines()))
             continue

@@ -592,12 +592,12 @@ def read_existing_lock(path: Path) -> ExistingLock:
     """The lock at ``path`` (missing → empty); a merge-conflicted file yields the agreed pins."""
     if not path.exists():
         return ExistingLock(None, {}, False)
-    size = path.stat().st_size
-    if size > MAX_LOCK_BYTES:  # checked before reading: a huge file is never loaded into memory
-        raise LockError(f"{path}: the lock file is {size} bytes, larger than the "
-                        f"{MAX_LOCK_BYTES // (1024 * 1024)} MiB limit",
-                        hint="Delete it and run `agentforge lock` again.")
-    data = path.read_bytes()
+    from agentforge.fileio import read_document_file
+
+    try:  # a regular file, bounded: a huge file (or /dev/zero) is never loaded into memory
+        data = read_document_file(path, max_bytes=MAX_LOCK_BYTES, what="lock file")
+    except AgentForgeError as exc:
+        raise LockError(exc.message, hint="Delete it and run `agentforge lock` again.") from None
     text = data.decode("utf-8", errors="replace")
     if has_conflict_markers(text):
         result = read_lock_with_conflicts(data, source=str(path))

@@ -106,10 +106,9 @@ def _gpg(settings: Settings, *args: str, input: bytes | None = None) -> subproce
 def add_key_file(path: Path, *, settings: Settings | None = None) -> list[AllowedKey]:
     """Allow the keys in ``path``: SSH allowed-signers lines / ``.pub`` keys, or a GPG public key block."""
     settings = settings or get_settings()
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NotFound(f"{path}: cannot read the key file ({exc.strerror})") from exc
+    from agentforge.fileio import read_document_file
+
+    data = read_document_file(path, max_bytes=1024 * 1024, what="key")
     if b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in data:
         before = {k.fingerprint for k in _gpg_keys(settings)}
         done = _gpg(settings, "--import", input=data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.cli.helpers import cli
@@ -74,3 +76,27 @@ def test_usage_errors_under_json_print_json() -> None:
         res = cli(*args)
         assert res.code == 2 and res.json()["error"]["code"] == "USAGE_ERROR", (args, res.out, res.err)
         assert "Usage:" in res.err  # the human message still goes to stderr
+
+
+def test_files_a_user_names_are_read_with_a_bound(engine, tmp_path) -> None:
+    """/dev/zero, a FIFO or a huge sparse file is refused (exit 2) before it can exhaust memory or hang."""
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(3 * 1024 ** 3)  # 3 GiB, sparse
+    for args, code in ((("compose", "import", "/dev/zero"), 2), (("compose", "import", str(fifo)), 2),
+                       (("compose", "import", str(huge)), 2), (("keys", "add", "/dev/zero"), 2),
+                       (("keys", "add", str(huge)), 2), (("lint", str(huge)), 1)):  # lint: 1 = findings
+        res = cli(*args, timeout=60)
+        assert res.code == code, (args, res.code, res.out, res.err)
+        assert "Traceback" not in res.err and "MemoryError" not in res.err + res.out, (args, res.err)
+        assert "not a regular file" in res.err + res.out or "limit" in res.err + res.out, (args, res.err, res.out)
+    from agentforge.errors import LockError
+    from agentforge.services.lock import read_existing_lock
+
+    for bad in (Path("/dev/zero"), fifo, huge):
+        with pytest.raises(LockError):
+            read_existing_lock(bad)
