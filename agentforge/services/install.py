@@ -138,6 +138,7 @@ def _install_locked(lock: LockFile, root_dir: Path, settings: Settings, *, force
         todo[key] = pkg
     if not force:
         _refuse_foreign_or_modified(todo, folders, root_dir)
+        _refuse_second_folder(todo, sources, folders, root_dir, settings)
 
     run = uuid.uuid4().hex[:12]
     staging = root_dir / f".staging-{run}"
@@ -206,18 +207,26 @@ def _refuse_foreign_or_modified(todo: Mapping[str, LockedPackage], folders: Mapp
     record: edits ``status`` has not folded yet, or a folder left behind by ``repo rm --force``)."""
     foreign: list[str] = []
     modified: list[str] = []
+    taken: list[str] = []
     for key in sorted(todo):
         folder = root_dir / folders[key]
         if not (folder.exists() or folder.is_symlink()):
             continue
         try:
-            recorded = json.loads((root_dir / STATE_DIR / f"{folders[key]}.json").read_text()).get("files")
+            record = json.loads((root_dir / STATE_DIR / f"{folders[key]}.json").read_text())
+            recorded = record.get("files")
         except (OSError, ValueError, AttributeError):
-            recorded = None
+            record, recorded = {}, None
         if not isinstance(recorded, dict) or folder.is_symlink() or not folder.is_dir():
             foreign.append(str(folder))
+        elif record.get("key") not in (None, key):
+            taken.append(f"{folder} (holds {record.get('key')})")
         elif _file_hashes(folder) != recorded:
             modified.append(str(folder))
+    if taken:
+        raise Conflict(f"{', '.join(taken)}: installed from another repository; this install would replace it",
+                       code="TARGET_TAKEN",
+                       hint="Install into another folder (--target DIR), or pass --force to replace it.")
     if foreign:
         raise Conflict(f"{', '.join(foreign)} already exist{'s' if len(foreign) == 1 else ''} and "
                        f"{'was' if len(foreign) == 1 else 'were'} not installed by AgentForge; "
@@ -230,6 +239,30 @@ def _refuse_foreign_or_modified(todo: Mapping[str, LockedPackage], folders: Mapp
                        code="LOCAL_CHANGES", hint="`agentforge status` shows the changes; `agentforge pull "
                                                   "COMPONENT` merges upstream into them, `agentforge revert` drops "
                                                   "them, `--force` overwrites them.")
+
+
+def _refuse_second_folder(todo: Mapping[str, LockedPackage], sources: Mapping[str, PackageSource],
+                          folders: Mapping[str, str], root_dir: Path, settings: Settings) -> None:
+    """One commit of a component is tracked in one folder (its components row holds one
+    install_path): installing it into a second folder would silently stop tracking the first."""
+    if not todo:
+        return
+    with session_scope(get_engine(settings)) as session:
+        rows = session.execute(sa.select(Component.repository_id, Component.name, Component.commit_hash,
+                                         Component.install_path).where(
+            Component.is_installed.is_(True), Component.install_path.is_not(None),
+            Component.repository_id.in_({sources[k].repository_id for k in todo}),
+            Component.commit_hash.in_({p.commit for p in todo.values()}))).all()
+    where = {(r, n, c): path for r, n, c, path in rows}
+    elsewhere = []
+    for key, pkg in sorted(todo.items()):
+        path = where.get((sources[key].repository_id, pkg.component, pkg.commit))
+        if path and path != str(root_dir / folders[key]) and Path(path).is_dir():
+            elsewhere.append(f"{pkg.component} {pkg.version} (at {path})")
+    if elsewhere:
+        raise Conflict(f"already installed elsewhere: {', '.join(elsewhere)}; one commit is tracked in one folder",
+                       code="ALREADY_INSTALLED",
+                       hint="Use that folder, or pass --force to install here and track this folder instead.")
 
 
 def _record_installed(packages: Mapping[str, LockedPackage], sources: Mapping[str, PackageSource],

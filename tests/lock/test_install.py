@@ -177,3 +177,29 @@ def test_never_replaces_files_it_did_not_install_or_unfolded_edits(two: Library,
     assert {p.component for p in forced.packages} == {"app", "b"}
     b = next(p for p in lock.packages.values() if p.component == "b")
     assert (target / "b" / "main.py").read_bytes() == _git_show(two, "tools", b.commit, "tools/b/main.py")
+
+
+def test_a_folder_of_another_repository_or_a_second_folder_is_refused(two: Library, tmp_path: Path) -> None:
+    from agentforge.errors import Conflict
+
+    target = tmp_path / "installed"
+    lock = _locked("app", tmp_path / "forge-lock.yaml").lock
+    install_svc.install_lock(lock, target=target)
+    before = _snapshot(target / "b")
+    # Another repository's component of the same name would land in the same folder.
+    two.repo("others", {"b": "2.0.0"})
+    two.sync()
+    theirs = _locked("others/b", tmp_path / "others.yaml").lock
+    with pytest.raises(Conflict) as info:
+        install_svc.install_lock(theirs, target=target)
+    assert info.value.code == "TARGET_TAKEN" and str(target / "b") in info.value.message
+    assert _snapshot(target / "b") == before
+    # The same commits into a second folder: the first would silently stop being tracked.
+    with pytest.raises(Conflict) as info:
+        install_svc.install_lock(lock, target=tmp_path / "second")
+    assert info.value.code == "ALREADY_INSTALLED" and str(target / "b") in info.value.message
+    assert not (tmp_path / "second" / "b").exists()
+    moved = install_svc.install_lock(lock, target=tmp_path / "second", force=True)
+    assert {p.component for p in moved.packages} == {"app", "b"}
+    assert two.q("SELECT install_path FROM components WHERE is_installed AND name = 'b'") == [
+        (str(tmp_path / "second" / "b"),)]
