@@ -180,6 +180,10 @@ def compose_deploy(
     """Deploy NAME's frozen lock to ENV; prints each instance's URL. A failed readiness rolls back (exit 1)."""
     from agentforge.cli.config_cmds import auto_sync_before
 
+    if instance is not None:  # refused before Prefect starts or anything is built
+        from agentforge.services.deploy import check_instance_name
+
+        check_instance_name(instance)
     prepare_prefect()
     auto_sync_before("deploy")
     _run_deploy("deploy_composition", name=name, environment=env, instance=instance, sets=list(sets), force=force)

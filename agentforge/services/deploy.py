@@ -370,10 +370,22 @@ def _readiness_path(settings_doc: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) and value.startswith("/") else "/health/ready"
 
 
+def check_instance_name(instance: str) -> None:
+    """An instance name becomes a folder name, a URL part and a line on the terminal."""
+    from agentforge.core.documents import is_valid_name
+
+    if not is_valid_name(instance):
+        shown = instance[:60].encode("unicode_escape").decode("ascii")
+        raise ConfigError(f"--instance {shown!r}: not a valid instance name (lower-case letters, digits, "
+                          "'.', '_' and '-', starting with a letter or digit, at most 100)",
+                          code="INSTANCE_NAME_INVALID", hint="For example --instance dev-2.")
+
+
 def instance_names(name: str, environment: str, instance: str | None, *,
                    settings: Settings | None = None) -> list[str]:
     """``--instance I`` → [I]; else ``deployment.instances`` names: ``<env>`` (one) or ``<env>-<n>``."""
-    if instance:
+    if instance is not None:
+        check_instance_name(instance)
         return [instance]
     with session_scope(get_engine(settings)) as session:
         definition = comp_q.get_composition(name, session=session).definition

@@ -130,3 +130,12 @@ def test_local_overrides_survive_resync_and_apply_last(lib: Stack) -> None:
     assert result.ok
     resolved = lib.q("SELECT overrides FROM composition_instances")[0][0]
     assert resolved["components"]["lookup"] == {"config": {"timeout": 99}}
+
+
+@pytest.mark.parametrize("name", ["../../etc", "BAD NAME", "x\n\x1b[31mred", "a" * 5000, ""])
+def test_bad_instance_names_are_refused_before_anything_starts(stack: Stack, name: str) -> None:
+    with pytest.raises(AgentForgeError) as exc:
+        deploy("helpdesk", "development", instance=name)
+    assert exc.value.code == "INSTANCE_NAME_INVALID" and exc.value.exit_code == 2
+    assert "\x1b" not in exc.value.message  # control characters are shown escaped, never sent to the terminal
+    nothing_deployed(stack)
