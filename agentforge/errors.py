@@ -19,6 +19,9 @@ _TOKEN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # A lone user info in an http(s) URL is how tokens are passed (https://TOKEN@host/…); an
     # ssh user name (ssh://git@host, git@host:o/r) is not a secret and stays.
     (re.compile(r"(?i)(?:(?<=https://)|(?<=http://))[^/@\s:*]+@"), "***@"),
+    # Secrets in a query string (?token=…, &access_token=…, ?private_token=…, ?password=…).
+    (re.compile(r"(?i)([?&](?:access_token|private_token|token|password|passwd|secret|key|sig))=[^&\s#'\"]+"),
+     r"\1=***"),
 ]
 
 

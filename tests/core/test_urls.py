@@ -108,6 +108,16 @@ def test_a_token_as_url_user_info_is_never_echoed(url: str) -> None:
     assert redact("ssh://git@h/o/r and git@h:o/r") == "ssh://git@h/o/r and git@h:o/r"  # ssh user names stay
 
 
+@pytest.mark.parametrize("url", ["https://127.0.0.1/o/r?token=s3cr3tTok3n", "https://h/o/r?a=1&access_token=s3cr3tTok3n",
+                                 "https://h/o/r?private_token=s3cr3tTok3n#x"])
+def test_a_token_in_a_query_string_is_never_echoed(url: str) -> None:
+    from agentforge.errors import redact
+
+    with pytest.raises(UrlError) as info:
+        normalise_repository_url(url)
+    assert "s3cr3tTok3n" not in info.value.message and "s3cr3tTok3n" not in redact(url)
+
+
 def test_http_only_when_insecure_is_allowed() -> None:
     assert normalise_repository_url("http://LOCALHOST:8080/o/r.git", allow_insecure=True) == "http://localhost:8080/o/r"
     with pytest.raises(UrlError):
