@@ -52,7 +52,8 @@ LOCKFILE_VERSION: Literal[1] = 1
 _OBJECT_ID_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _CHECKSUM_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _MARKERS = ("<<<<<<<", "|||||||", "=======", ">>>>>>>")
-_LOCK_HINT = "Run `agentforge lock` to write a fresh lock file."
+_LOCK_HINT = ("The lock file is damaged: move it aside (e.g. `mv forge-lock.yaml forge-lock.yaml.bad`), then "
+              "`agentforge lock ROOT` writes a fresh one.")
 
 
 def _check_object_id(value: str) -> str:
