@@ -347,7 +347,8 @@ class RootContext:
     composition_id: uuid.UUID | None = None
 
 
-def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev: bool) -> RootContext:
+def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev: bool,
+                  pins: Mapping[str, str] | None = None, upgrade: Sequence[str] | None = None) -> RootContext:
     session = index.session
     if spec.kind == "composition":
         comp = session.scalar(sa.select(Composition).where(Composition.name == spec.name))
@@ -387,9 +388,29 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
     # A root pinned to its locked commit (`lock --check`, --frozen) is that commit even when its
     # release tag has moved since: held-back only steers new choices.
     exact = spec.constraint.startswith("commit:")
-    picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key, allow_held=exact))
+    # A root pinned by the existing lock whose release tag has moved since stays at its pinned
+    # commit (locks keep using pinned commits; held-back only steers new choices) while it still
+    # satisfies, unless upgrading it: re-locking must not silently fall back to an older root.
+    keep = None if upgrade is not None and (not upgrade or spec.name in upgrade) else (pins or {}).get(key)
+    if keep and not any(c.commit == keep and c.held_back for c in index.candidates(key)):
+        keep = None  # not held back: the root is chosen as before (the newest that satisfies)
+    picked = None
+    if keep and not exact:
+        try:
+            picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key, allow_held_commit=keep),
+                             pins={key: keep})
+        except AgentForgeError:
+            picked = None
+        if picked is not None and picked.packages[key].candidate.commit != keep:
+            picked = None  # the pin no longer satisfies: choose afresh below
+    if picked is None:
+        picked = resolve(root_dependencies=[root_dep], index=_OnlyKey(index, key, allow_held=exact))
     row = index.rows[(key, picked.packages[key].candidate.commit)]
     root_candidate = row.candidate  # the full candidate, with its dependencies
+    if keep and root_candidate.commit == keep and root_candidate.held_back:
+        import dataclasses
+
+        root_candidate = dataclasses.replace(root_candidate, held_back=None)  # the kept pin (see above)
     root_definition = index.definition_of(row)
     root_doc = parse_component(root_definition, source=f"{spec.name} {root_candidate.version}")
     specs = root_doc.dependencies()
@@ -403,15 +424,16 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
 class _OnlyKey:
     """An index view that offers one key's candidates with no dependencies (choosing the root)."""
 
-    def __init__(self, index: PostgresCandidateIndex, key: str, *, allow_held: bool = False) -> None:
-        self.index, self.key, self.allow_held = index, key, allow_held
+    def __init__(self, index: PostgresCandidateIndex, key: str, *, allow_held: bool = False,
+                 allow_held_commit: str | None = None) -> None:
+        self.index, self.key, self.allow_held, self.allow_held_commit = index, key, allow_held, allow_held_commit
 
     def candidates(self, key: str) -> Sequence[Candidate]:
         if key != self.key:
             return []
         return [Candidate(key=c.key, name=c.name, kind=c.kind, version=c.version, commit=c.commit, tags=c.tags,
                           branches=c.branches, is_release=c.is_release,
-                          held_back=None if self.allow_held else c.held_back)
+                          held_back=None if self.allow_held or c.commit == self.allow_held_commit else c.held_back)
                 for c in self.index.candidates(key)]
 
     def describe_missing(self, key: str) -> tuple[str, str | None]:
@@ -456,7 +478,7 @@ def resolve_root(
     with session_scope(get_engine(settings)) as session:
         index = PostgresCandidateIndex(session)
         spec = parse_root(root_text, session=session, force_kind=force_kind)
-        ctx = _root_context(spec, index, include_dev=include_dev)
+        ctx = _root_context(spec, index, include_dev=include_dev, pins=pins, upgrade=upgrade)
         resolution = resolve(root_dependencies=ctx.dependencies, index=index, root=ctx.root_candidate,
                              include_dev=include_dev, pins=pins, upgrade=upgrade, root_label=ROOT_LABEL)
         packages = _lock_packages(resolution, index)

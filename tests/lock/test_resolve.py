@@ -175,6 +175,24 @@ def test_a_tag_moved_onto_another_release_does_not_hide_that_release(lib: Librar
     assert c_after.commit == newest and c_after.tree == c_before.tree
 
 
+def test_a_root_whose_tag_moved_keeps_its_pinned_commit(lib: Library) -> None:
+    """Locked at app 2.1.0; then v2.1.0 is force-moved onto the 2.0.0 commit. Re-locking keeps the
+    pinned 2.1.0 commit (it did not silently fall back to 2.0.0); --upgrade app chooses afresh."""
+    repo = lib.repo("tools", {"app": "2.0.0"}, tag="v2.0.0")
+    old = repo.git("rev-parse", "HEAD").strip()
+    pinned = lib.release("tools", {"app": "2.1.0"}, "v2.1.0")
+    lib.sync()
+    first = lock_svc.resolve_root("app", compute_checksums=False)
+    pins = {k: p.commit for k, p in first.lock.packages.items()}
+    assert [p.commit for p in first.lock.packages.values()] == [pinned]
+    repo.tag("v2.1.0", old, force=True)
+    lib.sync()
+    again = lock_svc.resolve_root("app", pins=pins, compute_checksums=False)
+    assert [(p.version, p.commit) for p in again.lock.packages.values()] == [("2.1.0", pinned)]
+    fresh = lock_svc.resolve_root("app", pins=pins, upgrade=["app"], compute_checksums=False)
+    assert [p.version for p in fresh.lock.packages.values()] == ["2.0.0"]  # 2.1.0 is held back for new choices
+
+
 def test_kept_pin_cited_in_a_conflict(lib: Library) -> None:
     lib.repo("tools", {"app": ("1.0.0", {"c": "^1"}), "c": "1.0.0"})
     lib.sync()
