@@ -32,7 +32,6 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,47 +57,16 @@ GOAL = 3.0
 
 @contextmanager
 def scratch_database(*, keep: bool = False) -> Iterator[str]:
-    from agentforge.db import dispose_engines, normalise_database_url, start_embedded_server
+    from _scratch import scratch_database as shared  # bench/ is the script's folder
 
     if not keep:
         # Registered before the embedded server's own exit handler, so it runs after it (which
         # still writes under XDG_RUNTIME_DIR, inside the temporary folder).
         atexit.register(shutil.rmtree, _TMP, True)
-    server = os.environ.get("AGENTFORGE_TEST_DATABASE_URL")
-    if not server:
-        server = f"postgresql://postgres@/postgres?host={start_embedded_server(_TMP / 'pgdata')}"
-    base = normalise_database_url(server)
-    name = f"agentforge_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        if not keep:
-            _stop_embedded(_TMP / "pgdata")
-            shutil.rmtree(_TMP, ignore_errors=True)
-
-
-def _stop_embedded(pgdata: Path) -> None:
-    """Stop the embedded server this run started (it outlives its process by design: the CLI
-    reuses it), before its folder is removed: a fast shutdown of the postmaster, by its pid."""
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGINT)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-    except (ProcessLookupError, PermissionError):
-        return
+    with shared(_TMP, keep=keep) as url:
+        yield url
+    if not keep:
+        shutil.rmtree(_TMP, ignore_errors=True)
 
 
 def populate(engine: sa.Engine, n: int, install_root: Path) -> None:
