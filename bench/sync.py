@@ -226,6 +226,9 @@ def main() -> None:
         except Exception:  # best effort at exit
             pass
         if not args.keep:
+            from _scratch import stop_embedded  # bench/ is the script's folder
+
+            stop_embedded(work / "home" / "pgdata")  # the embedded server outlives its process by design
             shutil.rmtree(work, ignore_errors=True)
 
 
