@@ -458,6 +458,11 @@ def _choose_branch(request: PublishRequest, name: str, latest: publish_q.StepRow
 
     if request.branch:
         branch = _valid_branch(request.branch)
+        refs = mirror.local_refs()
+        if branch.startswith("refs/") or branch == mirror.default_branch() or f"refs/tags/{branch}" in refs:
+            raise ConfigError(f"--branch {branch!r}: a publish goes to a new branch of its own, not the default "
+                              "branch, a tag's name or a full ref name", code="BRANCH_INVALID",
+                              hint="Pick another name, e.g. --branch forge/my-change (or leave it out).")
         recorded = recorded_for(branch)
         return branch, recorded is not None, recorded
     if latest is not None and latest.branch_name:

@@ -104,6 +104,21 @@ def test_direct_push_with_write_access_on_a_file_remote(published: Published) ->
     assert nothing.value.code == "NOTHING_TO_PUSH"
 
 
+@pytest.mark.parametrize("branch", ["main", "v1.0.0", "refs/tags/v9"])
+def test_a_publish_never_targets_the_default_branch_or_a_tag_name(published: Published, branch: str) -> None:
+    from agentforge.services import devloop, publish
+
+    inst = published.installed
+    publish.link_github("tools-repo", None)
+    devloop.edit_component("lookup", sets=["spec.config.region=us"])
+    main_before = git(inst.repo.path, "rev-parse", "refs/heads/main")
+    with pytest.raises(AgentForgeError) as refused:
+        publish.publish_component(_request(branch=branch))  # type: ignore[arg-type]
+    assert refused.value.code in ("BRANCH_INVALID", "CONFIG_ERROR") and branch in refused.value.message
+    assert git(inst.repo.path, "rev-parse", "refs/heads/main") == main_before
+    assert inst.row()["sync_status"] == "MODIFIED"
+
+
 def test_rejected_push_fails_the_step_and_loses_nothing(published: Published) -> None:
     from agentforge.services import devloop, publish
 
