@@ -62,13 +62,19 @@ def test_db_current(engine) -> None:
     assert res.json()["revision"] == res.json()["head"]
 
 
-def test_unknown_migration_and_wrong_kind_of_path_are_user_errors(engine, tmp_path) -> None:
+def test_unknown_migration_and_wrong_kind_of_path_are_user_errors(engine, tmp_path, capsys) -> None:
     """Plain user mistakes exit 2 with a code naming what is wrong (they used to be INTERNAL_ERROR)."""
     res = cli("db", "upgrade", "9999")
     assert res.code == 2 and "MIGRATION_UNKNOWN" in res.err and "'9999'" in res.err and "Traceback" not in res.err
     res = cli("--json", "compose", "import", str(tmp_path))  # a folder where a file is expected
-    assert res.code == 2 and res.json()["error"]["code"] == "FILE_ERROR"
-    assert str(tmp_path) in res.json()["error"]["message"]
+    assert res.code == 2 and res.json()["error"]["code"] == "DOCUMENT_INVALID"
+    assert str(tmp_path) in res.json()["error"]["message"] and "folder" in res.json()["error"]["message"]
+    # Any other failed file operation on a path reaches the boundary as FILE_ERROR, exit 2.
+    from agentforge.cli.output import print_error
+
+    assert print_error(IsADirectoryError(21, "Is a directory", str(tmp_path))) == 2
+    err = capsys.readouterr().err
+    assert "FILE_ERROR" in err and f"{tmp_path}: is a directory" in err
 
 
 def test_usage_errors_under_json_print_json() -> None:
