@@ -53,7 +53,14 @@ def lock(
     from agentforge.services.lock import ensure_root_known, read_existing_lock
 
     ensure_root_known(root)  # a typo fails in a second, before Prefect starts
-    read_existing_lock(output)  # so does a lock file that cannot be read (conflict markers are fine)
+    existing = read_existing_lock(output)  # so does a lock file that cannot be read (conflict markers are fine)
+    wanted = root.partition("@")[0].rpartition("/")[2]
+    if existing.lock is not None and existing.lock.root.name != wanted:
+        from agentforge.errors import LockError
+
+        raise LockError(f"{output} locks {existing.lock.root.kind} {existing.lock.root.name}, not {wanted}; "
+                        "writing it would replace that lock", code="LOCK_WRONG_ROOT",
+                        hint=f"Pass -o FILE for {wanted}'s lock (e.g. -o {wanted}-lock.yaml).")
     _prepare_flows()
     from agentforge.cli.config_cmds import auto_sync_before
 

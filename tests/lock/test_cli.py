@@ -72,8 +72,11 @@ def test_lock_install_frozen_end_to_end(project: Library, tmp_path: Path, prefec
     assert res.code == 0, res.err
     assert path.read_bytes() == (work / "other.yaml").read_bytes()
 
-    # Another root's lock is refused, not overwritten.
+    # Another root's lock is refused, not overwritten — by install and by lock.
     before = path.read_bytes()
+    res = cli("lock", "b", cwd=work, env=prefect_env)
+    assert res.code == 2 and "LOCK_WRONG_ROOT" in res.err and "-o" in res.err, res.err
+    assert path.read_bytes() == before
     res = cli("install", "b", "--target", str(tmp_path / "u"), cwd=work, env=prefect_env)
     assert res.code == 2 and "locks Tool app, not Tool b" in res.err, res.err
     assert path.read_bytes() == before and not (tmp_path / "u" / "b").exists()
