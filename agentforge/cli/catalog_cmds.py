@@ -27,7 +27,8 @@ def ls(
     if kind and kind.lower() not in ("tool", "prompt", "agent"):
         from agentforge.errors import AgentForgeError
 
-        raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID")
+        raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
+                              hint="For example `agentforge ls --type tool`.")
     with session_scope(engine()) as session:
         lines = catalog(session=session, kind=kind, repository=repo)
         if repo and not lines:

@@ -197,7 +197,8 @@ def deps_graph(root: str = typer.Argument(...),
     from agentforge.errors import AgentForgeError
 
     if format not in ("dot", "mermaid", "json"):
-        raise AgentForgeError(f"--format {format!r} is not one of dot, mermaid, json", code="FORMAT_INVALID")
+        raise AgentForgeError(f"--format {format!r} is not one of dot, mermaid, json", code="FORMAT_INVALID",
+                              hint="For example `--format mermaid` (renders in Markdown) or `--format json`.")
     lock = _resolve_for_display(root, dev).lock
     nodes = {k: f"{p.component} {p.version}" for k, p in lock.packages.items()}
     # A component root is a package itself: its "<root>" edges start at its node.

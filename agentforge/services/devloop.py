@@ -1535,10 +1535,11 @@ def new_component(kind: str, name: str, *, directory: Path | None = None,
     settings = settings or get_settings()
     key = kind.lower()
     if key not in _SCAFFOLD:
-        raise ConfigError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID")
+        raise ConfigError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
+                          hint="For example `agentforge component new --type tool my-tool`.")
     if not is_valid_name(name):
         raise ConfigError(f"component name {name!r} is not valid: lower-case letters, digits, '.', '_', '-'",
-                          code="NAME_INVALID")
+                          code="NAME_INVALID", hint="For example `agentforge component new --type tool my-tool`.")
     folder = (directory or Path.cwd()).expanduser().absolute() / name
     if folder.exists() and any(folder.iterdir()):
         raise AgentForgeError(f"{folder} already exists and is not empty", code="ALREADY_EXISTS",

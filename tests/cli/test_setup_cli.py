@@ -106,3 +106,11 @@ def test_files_a_user_names_are_read_with_a_bound(engine, tmp_path) -> None:
     for bad in (Path("/dev/zero"), fifo, huge):
         with pytest.raises(LockError):
             read_existing_lock(bad)
+
+
+def test_bad_option_values_carry_a_hint(engine, tmp_path) -> None:
+    for args in (("ls", "--type", "bogus"), ("component", "new", "--type", "bogus", "x", "--dir", str(tmp_path)),
+                 ("component", "new", "--type", "tool", "BAD", "--dir", str(tmp_path))):
+        res = cli(*args)
+        assert res.code == 2 and "Hint: " in res.err and "Traceback" not in res.err, (args, res.err)
+    assert not any(tmp_path.iterdir())  # nothing scaffolded
