@@ -18,9 +18,10 @@ of its components. Every definition is a forge.dev/v1 document that ``parse_comp
 
 Everything is read from git objects: one recursive listing of the commit's tree (folders'
 tree ids included), then one batched read by blob id for the manifests and one for the
-markdown files (:mod:`.objects`), not a path walk and a round trip per file. Parsed files are
-kept by blob id for the life of the mirror object, so a sync reading many release points
-parses each distinct file once. A problem with one file is a problem for that component only.
+markdown files (``RepositoryMirror.list_tree`` / ``read_objects``), not a path walk and a
+round trip per file. Parsed files are kept by blob id for the life of the mirror object, so a
+sync reading many release points parses each distinct file once. A problem with one file is a
+problem for that component only.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ import posixpath
 import re
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from agentforge.catalogs.frontmatter import Markdown, parse_markdown
 from agentforge.catalogs.names import namespaced, normalise_name
-from agentforge.catalogs.objects import list_tree, read_objects
 from agentforge.catalogs.versions import catalog_version_from_tag, coerce_version, pseudo_version
 from agentforge.core.documents import API_VERSION, parse_component, parse_composition
 from agentforge.core.hashing import manifest_hash
@@ -101,12 +101,12 @@ def _relabel(text: str, source: str) -> str:
 
 class CatalogMirror(MirrorReader, Protocol):
     """The part of ``agentforge.gitops.RepositoryMirror`` the catalog reader uses: the native
-    reader's part plus listing, commit times and its folder (for the batched reads of :mod:`.objects`)."""
-
-    path: Path
+    reader's part plus listing, commit times and the batched whole-commit reads."""
 
     def list_files(self, commit: str, path: str) -> list[Any]: ...
     def commit_time(self, commit: str) -> datetime: ...
+    def list_tree(self, commit: str) -> tuple[str, list[Any]]: ...
+    def read_objects(self, object_ids: Iterable[str]) -> dict[str, bytes | None]: ...
 
 
 # --------------------------------------------------------------------------- listing and detection
@@ -155,7 +155,7 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
     blob_ids: dict[str, str] = {}
     escaping: set[str] = set()
     aliases: dict[str, str] = {}
-    root, entries = list_tree(mirror, commit)
+    root, entries = mirror.list_tree(commit)
     tree_ids: dict[str, str] = {"": root}
     for entry in entries:
         if entry.kind == "tree":
@@ -344,7 +344,7 @@ class _CatalogReader:
         if not wanted:
             return
         try:
-            contents = read_objects(self.mirror, wanted.values())
+            contents = self.mirror.read_objects(wanted.values())
         except AgentForgeError:
             return  # read_json reads them one by one, and blames the one that fails
         for path, blob in wanted.items():
@@ -374,8 +374,7 @@ class _CatalogReader:
         unsized = [p for p in unread if self.listing.sizes.get(p) is None or p not in blob_ids]
         blobs: dict[str, bytes | None] = {}
         try:
-            contents = read_objects(self.mirror, [blob_ids[p] for p in sized],
-                                    sizes={blob_ids[p]: self.listing.sizes[p] or 0 for p in sized})
+            contents = self.mirror.read_objects([blob_ids[p] for p in sized])
             blobs = {p: contents.get(blob_ids[p]) for p in sized}
             missing = [p for p in sized if blobs[p] is None]  # listed but not readable: a damaged mirror
             through = self.mirror.read_blobs([(self.commit, p) for p in [*unsized, *missing]],
