@@ -43,7 +43,7 @@ from agentforge.core.documents import API_VERSION, parse_component, parse_compos
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
 from agentforge.errors import AgentForgeError
-from agentforge.reader import ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
+from agentforge.reader import MANIFEST_FILE, ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
 
 __all__ = ["FORMATS", "CatalogMirror", "detect_format", "external_sources", "read_catalog_snapshot"]
 
@@ -198,6 +198,15 @@ def _detect(listing: _Listing) -> str | None:
     if any(p.rsplit("/", 1)[-1] == "SKILL.md" for p in files):
         return "agent-skills"
     return None
+
+
+def _has_root_manifest(mirror: CatalogMirror, commit: str) -> bool:
+    """A regular file ``forge-manifest.yaml`` at the root (a symlink is left to the full listing)."""
+    try:
+        found = mirror.resolve_path(commit, MANIFEST_FILE, follow_final=False)
+    except AgentForgeError:
+        return False
+    return found.kind == "blob"
 
 
 def detect_format(mirror: CatalogMirror, commit: str) -> str | None:
@@ -1044,7 +1053,9 @@ def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, for
         raise AgentForgeError(f"unknown repository format {format!r}", code="FORMAT_UNKNOWN",
                               hint=f"Use one of: {', '.join(FORMATS)}.")
     at = f"@{label}"
-    if format == "forge":
+    if format == "forge" or (format is None and _has_root_manifest(mirror, commit)):
+        # A forge-manifest.yaml at the root decides the format (as _detect would): no listing of
+        # the whole tree at every tag of a native repository.
         return read_snapshot(mirror, commit, label=label, read_components=read_components)
     try:
         listing = _list(mirror, commit)

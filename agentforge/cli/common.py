@@ -64,7 +64,23 @@ def prepare_prefect(*, quiet: bool = True) -> None:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
+HEARTBEAT_ENV = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+
+
 def run_flow(fn: Any, /, **kwargs: Any) -> Any:
-    """Run a Prefect flow in this process; a failed flow re-raises its error."""
+    """Run a Prefect flow in this process; a failed flow re-raises its error.
+
+    Without flow-run heartbeats unless the user set their frequency: Prefect (3.9) sends them
+    from a thread that polls its stop flag once a second, and a finishing flow run joins it, so
+    every in-process run waited up to a second at its end (about 0.5 s on average) for
+    nothing. Heartbeats let a server mark the run of a vanished *worker* as crashed; here the
+    run lives and ends with this command, which reports its outcome itself. Served deployments
+    (`agentforge serve`) keep Prefect's heartbeats.
+    """
     engine()  # migrate (and start the embedded server) before Prefect spins up
-    return fn(**kwargs)
+    if any(os.environ.get(name) for name in HEARTBEAT_ENV):
+        return fn(**kwargs)
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        return fn(**kwargs)

@@ -42,7 +42,7 @@ def edit(
 
 def status(json_output: bool = typer.Option(False, "--json", help="JSON output")) -> None:
     """Installed components: sync status, commits, last sync, local changes (direct edits folded in)."""
-    from agentforge.services.devloop import collector_paused
+    from agentforge.core.gcpause import collector_paused
     from agentforge.services.devloop import status as status_svc
 
     STATE.json = STATE.json or json_output

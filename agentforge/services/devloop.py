@@ -23,11 +23,9 @@ folder if anything before that commit fails. :data:`FAULT_HOOK` lets tests fail 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
 import functools
-import gc
 import getpass
 import hashlib
 import json
@@ -37,7 +35,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +44,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from agentforge.config import Settings, get_settings
+from agentforge.core.gcpause import collector_paused
 from agentforge.core.merge import (
     MISSING,
     FieldChange,
@@ -627,22 +626,6 @@ def _locate_all(lines: Sequence[changes_q.InstalledLine], roots: dict[str, _Inst
             roots[root] = _InstallRoot(root)
         out.append((roots[root], folder, name))
     return out
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (Mercurial's ``nogc``): a status over 10,000 rows allocates
-    ~100,000 small objects (rows, index entries, lines) that form no cycles, and the collector's
-    repeated passes over them and over every imported module's objects were ~20 % of the run,
-    freeing nothing. Nested uses are fine; the collector runs again when the outermost ends."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def status(*, settings: Settings | None = None) -> list[StatusLine]:

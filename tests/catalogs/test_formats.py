@@ -117,6 +117,37 @@ def test_forge_repositories_are_read_natively(factory, open_mirror):
     assert [c.name for c in forced.components] == ["x"]
 
 
+def test_root_manifest_decides_without_listing_the_tree(factory, open_mirror, monkeypatch):
+    """A regular forge-manifest.yaml at the root means forge (as detection would say) without the
+    recursive listing of every file at every tag; a symlinked one still goes through the listing."""
+    component = ("apiVersion: forge.dev/v1\nkind: Tool\nmetadata:\n  name: native\n  version: 1.0.0\n"
+                 "spec:\n  type: function\n")
+    manifest = ("apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata:\n  name: native\n"
+                "components:\n  tools:\n    - name: native\n      path: tools/native\n")
+    files = {"tools/native/component.yaml": component, "skills/x/SKILL.md": md("name: x\n")}
+    plain = factory.create("plain-manifest", files={**files, "forge-manifest.yaml": manifest})
+    linked = factory.create("linked-manifest", files={**files, "meta/manifest.yaml": manifest,
+                                                      "forge-manifest.yaml": Symlink("meta/manifest.yaml")})
+    listed: list[str] = []
+    for handle in (plain, linked):
+        mirror = open_mirror(handle)
+        original = mirror.list_tree
+
+        def spy(commit: str, _original=original) -> object:
+            listed.append(commit)
+            return _original(commit)
+
+        monkeypatch.setattr(mirror, "list_tree", spy)
+        commit = handle.commits[-1]
+        snap = read_catalog_snapshot(mirror, commit, label="main")
+        forced = read_catalog_snapshot(mirror, commit, label="main", format="forge")
+        assert [(c.name, c.version, c.path) for c in snap.components] == [("native", "1.0.0", "tools/native")]
+        assert snap.manifest == forced.manifest and snap.manifest is not None
+        assert [c.tree_hash for c in snap.components] == [c.tree_hash for c in forced.components]
+        assert listed == ([] if handle is plain else [commit])
+        listed.clear()
+
+
 BIG = "x" * 1000 + "\n"
 DIALOGUE = """name: explainer
 description: Use this agent when the user asks: "why?". Examples:
