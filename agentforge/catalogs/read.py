@@ -206,7 +206,7 @@ def _has_root_manifest(mirror: CatalogMirror, commit: str) -> bool:
         found = mirror.resolve_path(commit, MANIFEST_FILE, follow_final=False)
     except AgentForgeError:
         return False
-    return found.kind == "blob"
+    return bool(found.kind == "blob")
 
 
 def detect_format(mirror: CatalogMirror, commit: str) -> str | None:
