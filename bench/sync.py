@@ -113,10 +113,10 @@ def warm_prefect_client() -> float:
         return 1
 
     @flow(name="bench-warm-up")
-    def warm_flow() -> int:
+    def warm_flow(names: list[str] | None = None) -> int:  # a parameter: serialising one imports fastapi
         return int(warm_task.submit().result())
 
-    return timed(lambda: run_flow(warm_flow))
+    return timed(lambda: run_flow(warm_flow, names=["warm-up"]))
 
 
 def timed(fn: object) -> float:
