@@ -80,7 +80,12 @@ def run_flow(fn: Any, /, **kwargs: Any) -> Any:
     engine()  # migrate (and start the embedded server) before Prefect spins up
     if any(os.environ.get(name) for name in HEARTBEAT_ENV):
         return fn(**kwargs)
-    from prefect.settings import temporary_settings
+    import prefect.context
 
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+    # What prefect.settings.temporary_settings does, minus its re-validation of every setting
+    # (~0.08 s, each run): a copy of the current settings with the one field changed.
+    current = prefect.context.get_settings_context()
+    flows = current.settings.flows.model_copy(update={"heartbeat_frequency": None})
+    settings = current.settings.model_copy(update={"flows": flows})
+    with prefect.context.SettingsContext(profile=current.profile, settings=settings):
         return fn(**kwargs)
