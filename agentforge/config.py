@@ -65,7 +65,9 @@ class TomlFileSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENTFORGE_", extra="ignore", populate_by_name=True)
+    # An empty variable (`AGENTFORGE_HOME=`) means unset, not "the current folder".
+    model_config = SettingsConfigDict(env_prefix="AGENTFORGE_", extra="ignore", populate_by_name=True,
+                                      env_ignore_empty=True)
 
     home: Path = Field(default_factory=default_home,
                        description="Folder for mirrors, installs, bundles and the embedded database")

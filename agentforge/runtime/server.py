@@ -638,8 +638,26 @@ class _RequestError(Exception):
         self.response = response
 
 
+#: Largest request body an instance reads (a prompt's variables, an agent's input): 1 MiB.
+MAX_REQUEST_BYTES = 1 << 20
+
+
 async def _json_body(request: Request) -> Mapping[str, Any]:
-    raw = await request.body()
+    """The JSON object a request carries, read at most :data:`MAX_REQUEST_BYTES` (413 beyond:
+    on ``Content-Length`` first, then while reading, for a chunked body that gives none)."""
+    too_large = _RequestError(_error(413, "REQUEST_TOO_LARGE",
+                                     f"request body over {MAX_REQUEST_BYTES} bytes", limit=MAX_REQUEST_BYTES))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return {}
     try:

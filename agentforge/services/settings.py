@@ -234,8 +234,8 @@ def resolve(key: str, *, session: Session | None, flag: Any = None, user_id: str
     user_id = user_id or current_user_id()
     if flag is not None:
         return Resolved(spec.name, spec.parse(spec.name, flag), "flag", spec.description)
-    if spec.store != "secret" and not spec.name.startswith(CUSTOM_PREFIX) and spec.env in os.environ:
-        raw = os.environ[spec.env]
+    if spec.store != "secret" and not spec.name.startswith(CUSTOM_PREFIX) and os.environ.get(spec.env):
+        raw = os.environ[spec.env]  # an empty variable counts as unset, as for Settings
         try:
             return Resolved(spec.name, spec.parse(spec.name, raw), "environment", spec.description)
         except ConfigError as exc:

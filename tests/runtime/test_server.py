@@ -237,6 +237,26 @@ def test_render_prompt(bundle: Path) -> None:
         assert client.post("/v1/prompts/greeting/render", json={"variables": [1]}).status_code == 422
 
 
+def test_request_bodies_over_the_limit_are_refused(bundle: Path) -> None:
+    """413 before the body is read when Content-Length says so, and while reading a chunked body."""
+    from agentforge.runtime.server import MAX_REQUEST_BYTES
+
+    big = b'{"variables": {"name": "' + b"x" * MAX_REQUEST_BYTES + b'"}}'
+    with TestClient(create_app(loaded_from(bundle), sink=RecordingSink())) as client:
+        declared = client.post("/v1/prompts/greeting/render", content=big)
+        assert declared.status_code == 413 and declared.json()["error"]["code"] == "REQUEST_TOO_LARGE"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            for start in range(0, len(big), 65536):
+                yield big[start:start + 65536]
+
+        streamed = client.post("/v1/prompts/greeting/render", content=chunks())
+        assert streamed.status_code == 413
+        just_under = client.post("/v1/prompts/greeting/render",
+                                 json={"variables": {"name": "x" * (MAX_REQUEST_BYTES - 100)}})
+        assert just_under.status_code == 200
+
+
 def test_invoke_echo_agent_builds_messages_from_its_prompts(bundle: Path) -> None:
     with TestClient(create_app(loaded_from(bundle), sink=RecordingSink())) as client:
         response = client.post(

@@ -127,3 +127,20 @@ def test_cli_config_and_output_format(clean_db: sa.Engine, tmp_path: Path) -> No
     assert res.code == 0 and "removed" in res.out
     res = cli("config", "ls", env=env)
     assert res.code == 0 and "allow_unsigned_components" in res.out and "trusted_repositories" in res.out
+
+
+def test_an_empty_variable_counts_as_unset(db_session: Session, config_file: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`AGENTFORGE_HOME=` used to put the home (mirrors, the embedded database) in the current folder."""
+    from agentforge.config import Settings, default_home
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGENTFORGE_HOME", "")
+    monkeypatch.setenv("AGENTFORGE_SYNC_CONCURRENCY", "")
+    settings = Settings()
+    assert settings.home == default_home().expanduser().absolute() and settings.home != tmp_path
+    assert settings.sync_concurrency == 4
+    config_file.write_text('output_format = "json"\n')
+    monkeypatch.setenv("AGENTFORGE_OUTPUT_FORMAT", "")
+    r = svc.resolve("output_format", session=db_session, user_id="u1")
+    assert (r.value, r.source) == ("json", "config file")
