@@ -54,7 +54,7 @@ def _verdict(ratio: float | None, limit: float | None) -> str:
 def parse_sync(text: str) -> list[Figure]:
     out = []
     for label, goal in (("cold sync (agentforge sync)", 1.5), ("no-op re-sync (agentforge sync)", 2.0),
-                        ("no-op re-sync (standalone flow)", None)):
+                        ("no-op re-sync (standalone flow)", None), ("same work without Prefect (threads)", None)):
         match = re.search(re.escape(label) + r"\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text)
         if match:
             ratio = float(match.group(3))

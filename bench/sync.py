@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,23 @@ def warm_prefect_client() -> float:
         return int(warm_task.submit().result())
 
     return timed(lambda: run_flow(warm_flow, names=["warm-up"]))
+
+
+def prefect_cpu(proc: subprocess.Popen[bytes]) -> Callable[[], float]:
+    """Seconds of CPU the Prefect server (and its children) used so far; -1 without psutil."""
+    try:
+        import psutil  # installed with pgserver
+    except ImportError:
+        return lambda: -1.0
+    server = psutil.Process(proc.pid)
+
+    def used() -> float:
+        try:
+            return sum(sum(p.cpu_times()[:2]) for p in [server, *server.children(recursive=True)])
+        except psutil.Error:
+            return -1.0
+
+    return used
 
 
 def timed(fn: object) -> float:
@@ -209,7 +227,21 @@ def main() -> None:
             for url in urls:
                 add_repository(url, check=False)
 
-        rounds: dict[str, list[float]] = {k: [] for k in ("clone", "ls_remote", "parse", "cold", "noop", "noop_flow")}
+        from concurrent.futures import ThreadPoolExecutor
+
+        from agentforge.config import get_settings
+        from agentforge.services import sync as svc
+
+        def without_prefect() -> list[object]:
+            """The same work as the cold sync's tasks, in a plain thread pool of the same size."""
+            plan = svc.check_and_record(None)
+            with ThreadPoolExecutor(get_settings().sync_concurrency) as pool:
+                return list(pool.map(lambda i: svc.sync_repository(i, remote=plan.remote.get(i)), plan.to_sync))
+
+        assert prefect_proc is not None
+        server_cpu = prefect_cpu(prefect_proc)
+        rounds: dict[str, list[float]] = {k: [] for k in ("clone", "ls_remote", "parse", "cold", "noop", "noop_flow",
+                                                          "no_prefect", "server_cpu")}
         synced = unchanged = unchanged_flow = rows = 0
         for rnd in range(args.rounds):
             if rnd:
@@ -224,8 +256,10 @@ def main() -> None:
 
                 profiler = Profiler(async_mode="disabled")
                 profiler.start()
+            cpu_before = server_cpu()
             cold_round_s, results = timed_call(lambda: run_sync(None))
             rounds["cold"].append(cold_round_s)
+            rounds["server_cpu"].append(server_cpu() - cpu_before)
             if profiling:
                 profiler.stop()
                 Path(args.profile).write_text(profiler.output_html())
@@ -241,6 +275,11 @@ def main() -> None:
                 rows = int(conn.execute(sa.text("SELECT count(*) FROM components")).scalar() or 0)
             if synced != n or unchanged != n:
                 raise SystemExit(f"round {rnd + 1}: {synced}/{n} synced cold, {unchanged}/{n} unchanged on re-sync")
+            reset()
+            no_prefect_s, plain = timed_call(without_prefect)
+            rounds["no_prefect"].append(no_prefect_s)
+            if sum(1 for r in plain if getattr(r, "status", "") == "synced") != n:
+                raise SystemExit(f"round {rnd + 1}: the sync without Prefect did not sync every repository")
 
         best = {k: min(v) for k, v in rounds.items()}
         median = {k: statistics.median(v) for k, v in rounds.items()}
@@ -274,6 +313,12 @@ def main() -> None:
               f"{2.0:>7.1f}  {'OK' if noop_s <= noop_goal else 'MISSED'}")
         print(f"{'no-op re-sync (standalone flow)':<34}{noop_flow_s:>9.2f}{ls_remote_s:>10.2f}"
               f"{noop_flow_s / ls_remote_s:>8.2f}{'-':>7}  (a scheduled run: one flow run, no repository task)")
+        print(f"{'same work without Prefect (threads)':<34}{best['no_prefect']:>9.2f}{clone_s + parse_s:>10.2f}"
+              f"{best['no_prefect'] / (clone_s + parse_s):>8.2f}{'-':>7}  (services.sync.sync_repository in "
+              f"{get_settings().sync_concurrency} threads: what the flow's tasks run)")
+        if rounds["server_cpu"][0] >= 0:
+            print(f"CPU the Prefect server used during the cold sync (same machine): {best['server_cpu']:.2f} s "
+                  f"[median {median['server_cpu']:.2f} s] for {n} task runs")
         if args.rounds > 1:
             med_cold = median["cold"] / (median["clone"] + median["parse"])
             med_noop = median["noop"] / median["ls_remote"]
