@@ -807,12 +807,54 @@ def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_
         expected = compute_content_hash(ctx.definition, _hash_inputs_for_check(ctx, root_text, spec))
         if expected != lock.content_hash:
             reasons.append(f"stale: the inputs changed (content_hash {lock.content_hash[:19]}… ≠ {expected[:19]}…)")
+        differences: list[str] = []
+        if not reasons:
+            # The resolution facts as `agentforge lock` writes them, with the file's pins: an edited
+            # dependency_type, optional flag, constraint or resolution path (the content hash covers
+            # only the inputs), or a package added or dropped by hand. Reported after the files.
+            try:
+                again = resolve(root_dependencies=ctx.dependencies, index=index, root=ctx.root_candidate,
+                                include_dev=include_dev, pins={k: p.commit for k, p in lock.packages.items()},
+                                root_label=ROOT_LABEL)
+            except AgentForgeError as exc:
+                return LockCheck(ok=False, reasons=[exc.message])
+            differences = _package_differences(path, lock.packages, _lock_packages(again, index))
     if verify_files and not reasons:
         try:
             materialise(lock.packages, {}, settings=settings)
         except AgentForgeError as exc:
             return LockCheck(ok=False, reasons=[exc.message], mismatch=True)
+    reasons.extend(differences)
     return LockCheck(ok=not reasons, reasons=reasons)
+
+
+#: What the resolution decides beyond the pins (commits, trees, checksums, versions and kinds are
+#: checked against the mirrors by materialise).
+_RESOLVED_FIELDS = ("repository", "component", "dependency_type", "optional", "constraints", "resolution_path")
+
+
+def _package_differences(path: Path, locked: Mapping[str, LockedPackage], fresh: Mapping[str, LockedPackage], *,
+                         limit: int = 5) -> list[str]:
+    """How the file's packages differ from a resolution with the file's pins (checksums and
+    signature fields aside: materialise and the trust policy check those)."""
+    if any(key in fresh and fresh[key].commit != pkg.commit for key, pkg in locked.items()):
+        # A pin the resolver cannot keep (its release tag deleted or moved since; locks keep using
+        # pinned commits): what the other packages would be then says nothing about this file.
+        return []
+    out: list[str] = []
+    for key in sorted(locked.keys() - fresh.keys()):
+        out.append(f"{path}: package {key} is not part of the resolution")
+    for key in sorted(fresh.keys() - locked.keys()):
+        out.append(f"{path}: package {key} is missing")
+    for key in sorted(locked.keys() & fresh.keys()):
+        mine, theirs = locked[key], fresh[key]
+        for name in _RESOLVED_FIELDS:
+            if getattr(mine, name) != getattr(theirs, name):
+                out.append(f"{path}: package {key}: {name} is {getattr(mine, name)!r}, "
+                           f"the resolution gives {getattr(theirs, name)!r}")
+    if len(out) > limit:
+        out = [*out[:limit], f"… and {len(out) - limit} more differences"]
+    return out
 
 
 def _hash_inputs_for_check(ctx: RootContext, root_text: str, spec: RootSpec) -> list[Any]:

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agentforge.core.lockfile import has_conflict_markers, parse_lock
 from agentforge.errors import LockError
@@ -83,6 +84,41 @@ def test_check_reports_checksum_mismatch(chain: Library, tmp_path: Path) -> None
     with pytest.raises(LockError) as info:
         lock_svc.verify_lock_for_install("app", path, include_dev=False)
     assert info.value.code == "LOCK_STALE"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("dependency_type", "dev"),
+    ("constraints", {"<root>": ">=0.1"}),
+    ("resolution_path", ["<root>"]),
+    ("optional", True),
+])
+def test_check_reports_edited_resolution_facts(chain: Library, tmp_path: Path, field: str, value: object) -> None:
+    """The content hash covers the inputs only: a hand-edited dependency type, constraint,
+    resolution path or optional flag used to pass --check (and --frozen)."""
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    text = path.read_text()
+    document = yaml.safe_load(text)
+    key = next(k for k, p in document["packages"].items() if p["component"] == "b")
+    assert document["packages"][key][field] != value
+    document["packages"][key][field] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=True))
+    result = lock_svc.check_lock("app", path)
+    assert not result.ok and not result.mismatch, result
+    assert any(field in r and "the resolution gives" in r for r in result.reasons), result.reasons
+    with pytest.raises(LockError) as info:
+        lock_svc.verify_lock_for_install("app", path, include_dev=False)
+    assert info.value.code == "LOCK_STALE" and field in info.value.message
+    path.write_text(text)
+    assert lock_svc.check_lock("app", path).ok
+
+
+def test_check_keeps_an_old_root_pin_when_a_newer_root_exists(chain: Library, tmp_path: Path) -> None:
+    path = tmp_path / "forge-lock.yaml"
+    _lock("app", path)
+    chain.release("tools", {"app": ("1.1.0", {"b": "^1", "c": "^1"}), "b": "1.0.0", "c": "1.0.0"}, "v1.1.0")
+    chain.sync()
+    assert lock_svc.check_lock("app", path).ok  # still a true lock of app 1.0.0
 
 
 def test_check_reports_tree_mismatch_and_stale(chain: Library, tmp_path: Path) -> None:
