@@ -179,10 +179,10 @@ def compose_deploy(
 ) -> None:
     """Deploy NAME's frozen lock to ENV; prints each instance's URL. A failed readiness rolls back (exit 1)."""
     from agentforge.cli.config_cmds import auto_sync_before
+    from agentforge.services.deploy import check_environment_name, check_instance_name
 
-    if instance is not None:  # refused before Prefect starts or anything is built
-        from agentforge.services.deploy import check_instance_name
-
+    check_environment_name(env)  # refused before Prefect starts or anything is built
+    if instance is not None:
         check_instance_name(instance)
     prepare_prefect()
     auto_sync_before("deploy")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentforge.core.yamlio import canonical_json
+from agentforge.errors import LockError
 
 __all__ = ["component_checksum", "manifest_hash", "sha256_hex"]
 
@@ -27,10 +28,18 @@ def component_checksum(files: Iterable[tuple[str, bytes]]) -> str:
     """
     entries: dict[str, bytes] = {}
     for relpath, content in files:
+        shown = relpath.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         if "\n" in relpath or "\r" in relpath or "\\" in relpath or not relpath:
-            raise ValueError(f"file path {relpath!r} cannot be checksummed (empty, newline or backslash)")
+            raise LockError(f"file {shown!r} cannot be part of a checksum (its name is empty or holds a "
+                            "newline or backslash, which the checksum lines cannot carry)",
+                            code="CHECKSUM_PATH_UNSUPPORTED", hint="Rename the file in the repository.")
+        try:
+            relpath.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LockError(f"file {shown!r} cannot be part of a checksum (its name is not UTF-8)",
+                            code="CHECKSUM_PATH_UNSUPPORTED", hint="Rename the file in the repository.") from None
         if relpath in entries:
-            raise ValueError(f"file path {relpath!r} listed twice")
+            raise LockError(f"file {shown!r} listed twice", code="CHECKSUM_PATH_UNSUPPORTED")
         entries[relpath] = content
     digest = hashlib.sha256()
     for relpath in sorted(entries):

@@ -203,6 +203,7 @@ def check_not_held(name: str, environment: str, lock: LockFile, *, force: bool,
 
 
 def _bundle_dir(settings: Settings, name: str, lock_hash: str, environment: str) -> Path:
+    check_environment_name(environment)  # a folder name: never `../…` (a flow run from the UI too)
     return settings.bundles_dir / name / f"{lock_hash[7:23]}-{environment}"
 
 
@@ -379,6 +380,18 @@ def check_instance_name(instance: str) -> None:
         raise ConfigError(f"--instance {shown!r}: not a valid instance name (lower-case letters, digits, "
                           "'.', '_' and '-', starting with a letter or digit, at most 100)",
                           code="INSTANCE_NAME_INVALID", hint="For example --instance dev-2.")
+
+
+def check_environment_name(environment: str) -> None:
+    """An environment name becomes part of a bundle's folder name and of instance names."""
+    from agentforge.core.documents import is_valid_name
+
+    if not is_valid_name(environment):
+        shown = environment[:60].encode("unicode_escape").decode("ascii")
+        raise ConfigError(f"--env {shown!r}: not a valid environment name (lower-case letters, digits, "
+                          "'.', '_' and '-', starting with a letter or digit, at most 100)",
+                          code="ENVIRONMENT_NAME_INVALID",
+                          hint="Use one of the composition's spec.environments, e.g. --env development.")
 
 
 def instance_names(name: str, environment: str, instance: str | None, *,

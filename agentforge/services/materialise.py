@@ -79,9 +79,15 @@ def package_checksum(mirror: RepositoryMirror, commit: str, path: str) -> str:
     """FORMATS §5 checksum of a component folder, or of a single-file catalog component
     (``agents/x.md``: the checksum of a folder holding just that file)."""
     folder = "" if path in ("", ".") else path
-    if folder and is_file_component(mirror, commit, folder):
-        return component_checksum_at(mirror, commit, folder)
-    return component_checksum((rel, data) for rel, data, _mode in mirror.iter_files(commit, folder))
+    try:
+        if folder and is_file_component(mirror, commit, folder):
+            return component_checksum_at(mirror, commit, folder)
+        return component_checksum((rel, data) for rel, data, _mode in mirror.iter_files(commit, folder))
+    except LockError as exc:
+        if exc.code != "CHECKSUM_PATH_UNSUPPORTED":
+            raise
+        raise LockError(f"component at {path or '.'} ({commit[:12]}): {exc.message}", code=exc.code,
+                        hint=exc.hint) from None
 
 
 def iter_component_files(mirror: RepositoryMirror, commit: str, path: str) -> list[tuple[str, bytes, str]]:

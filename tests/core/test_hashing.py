@@ -10,6 +10,7 @@ import pytest
 
 from agentforge.core.hashing import component_checksum, manifest_hash, sha256_hex
 from agentforge.core.yamlio import canonical_json
+from agentforge.errors import LockError
 
 
 def test_sha256_hex() -> None:
@@ -44,10 +45,12 @@ def test_content_and_path_both_count() -> None:
     assert component_checksum([]) == "sha256:" + hashlib.sha256(b"").hexdigest()
 
 
-@pytest.mark.parametrize("files", [[("a\nb", b"")], [("a\\b", b"")], [("", b"")], [("a", b"1"), ("a", b"2")]])
+@pytest.mark.parametrize("files", [[("a\nb", b"")], [("a\\b", b"")], [("", b"")], [("a", b"1"), ("a", b"2")],
+                                   [("caf\udce9", b"")]])
 def test_ambiguous_paths_are_refused(files: list[tuple[str, bytes]]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(LockError) as info:
         component_checksum(files)
+    assert info.value.code == "CHECKSUM_PATH_UNSUPPORTED" and info.value.exit_code == 2
 
 
 def test_manifest_hash_ignores_key_order() -> None:

@@ -132,6 +132,25 @@ def test_local_overrides_survive_resync_and_apply_last(lib: Stack) -> None:
     assert resolved["components"]["lookup"] == {"config": {"timeout": 99}}
 
 
+@pytest.mark.parametrize("env", ["../../../../escaped", "../escaped", "bad env!", "Dev", "x\n\x1b[31mred", ""])
+def test_bad_environment_names_never_reach_the_filesystem(stack: Stack, env: str, home: Path) -> None:
+    """An environment name is part of the bundle's folder: `--env ../../x` wrote a bundle outside the home."""
+    with pytest.raises(AgentForgeError) as exc:
+        deploy("helpdesk", env)
+    assert exc.value.code == "ENVIRONMENT_NAME_INVALID" and exc.value.exit_code == 2
+    assert "\x1b" not in exc.value.message
+    nothing_deployed(stack)
+    assert not any(p.name.endswith("escaped") for p in home.parent.rglob("*escaped*"))
+
+
+def test_cli_refuses_a_bad_environment_before_prefect(stack: Stack) -> None:
+    from tests.cli.helpers import cli
+
+    res = cli("compose", "deploy", "helpdesk", "--env", "../../../x")
+    assert res.code == 2 and "ENVIRONMENT_NAME_INVALID" in res.err and "Traceback" not in res.err, res.err
+    nothing_deployed(stack)
+
+
 @pytest.mark.parametrize("name", ["../../etc", "BAD NAME", "x\n\x1b[31mred", "a" * 5000, ""])
 def test_bad_instance_names_are_refused_before_anything_starts(stack: Stack, name: str) -> None:
     with pytest.raises(AgentForgeError) as exc:

@@ -287,3 +287,17 @@ def test_edited_version_or_kind_is_a_mismatch(chain: Library, tmp_path: Path, fi
     with pytest.raises(LockError) as info:
         lock_svc.verify_lock_for_install("app", path, include_dev=False)
     assert field in info.value.message and value in info.value.message
+
+
+@pytest.mark.parametrize("odd", ["we\nird.txt", "back\\slash.txt", "caf\udce9.txt"])
+def test_a_file_name_the_checksum_cannot_carry_is_a_user_error(lib: Library, tmp_path: Path, odd: str) -> None:
+    """git allows these names; FORMATS §5's checksum lines cannot hold them (or are UTF-8): locking
+    such a component is refused naming the component and the file, not an internal error."""
+    lib.repo("odd", {"okc": "1.0.0"}, files={f"tools/okc/{odd}": "x\n"})
+    lib.sync()
+    path = tmp_path / "forge-lock.yaml"
+    with pytest.raises(LockError) as info:
+        _lock("okc", path)
+    assert info.value.code == "CHECKSUM_PATH_UNSUPPORTED" and info.value.exit_code == 2
+    assert "tools/okc" in info.value.message and "cannot be part of a checksum" in info.value.message
+    assert not path.exists()
