@@ -596,6 +596,16 @@ async def _call_openai_compatible(
             hint=f"Check the provider's URL, model and the key in ${key_env}.",
         )
 
+    if not api_key and base_url.rstrip("/") == DEFAULT_OPENAI_BASE_URL:
+        # The public default without a key can only answer 401: no request leaves the machine
+        # (an adapted catalog agent names a model but no provider, say).
+        raise UpstreamError(
+            f"{where}: no API key (${key_env} is not set in the instance's environment); no request was sent",
+            code="LLM_NOT_CONFIGURED", retryable=False,
+            hint=f"Set ${key_env}, point llm.base_url at your provider (spec.llm or the composition's "
+                 "configuration), or use provider echo.",
+        )
+
     try:
         async with httpx.AsyncClient(timeout=float(timeout)) as client:
             url = f"{base_url.rstrip('/')}/chat/completions"

@@ -323,6 +323,34 @@ def test_upstream_failure_is_502_without_the_key(
     assert KEY not in response.text
 
 
+def test_no_key_for_the_public_default_sends_nothing(tmp_path: Path, make_bundle: Any, samples: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent naming a model but no provider or URL (an adapted catalog agent) and no key:
+    refused at once, with no request to api.openai.com (which could only answer 401)."""
+    import httpx
+
+    components = samples.components()
+    components["catalog-agent"] = {**components["sales-agent"],
+                                   "spec": {"llm": {"model": "sonnet"}, "prompts": [{"component": "sales-system"}]}}
+    settings = samples.settings()
+    settings.pop("llm", None)  # no composition-wide provider either
+    bundle = make_bundle(tmp_path / "catalog", components=components, settings=settings)
+    sent: list[str] = []
+
+    async def no_network(self: Any, url: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(url)
+        raise AssertionError(f"request sent to {url}")
+
+    monkeypatch.setattr(httpx.AsyncClient, "post", no_network)
+    loaded = loaded_from(bundle)
+    assert "OPENAI_API_KEY" not in loaded.environ
+    with TestClient(create_app(loaded, sink=RecordingSink())) as client:
+        response = client.post("/v1/agents/catalog-agent/invoke", json={"input": "ping"})
+    assert response.status_code == 502 and sent == []
+    error = response.json()["error"]
+    assert error["code"] == "LLM_NOT_CONFIGURED" and "OPENAI_API_KEY" in error["message"]
+
+
 def test_unreachable_upstream_is_502(tmp_path: Path, make_bundle: Any, samples: Any) -> None:
     from agentforge.runtime.supervisor import find_free_port
 
