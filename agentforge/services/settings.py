@@ -334,13 +334,17 @@ def trust_policy(*, session: Session, user_id: str | None = None) -> TrustPolicy
 def stale_repositories(*, session: Session, user_id: str | None = None, now: datetime | None = None
                        ) -> list[str]:
     """Names of active repositories to sync before lock/install/deploy: none unless auto_sync is on;
-    else those never synced or last synced longer ago than auto_sync_max_age_seconds."""
+    else those never synced or last synced longer ago than auto_sync_max_age_seconds — except the
+    ones still in their failure back-off (``next_sync_after``): a broken or unreachable repository
+    is not retried before every command (an explicit `agentforge sync NAME` still retries it)."""
     if not resolve("auto_sync", session=session, user_id=user_id).value:
         return []
     age = int(resolve("auto_sync_max_age_seconds", session=session, user_id=user_id).value)
-    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=age)
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(seconds=age)
     return list(session.scalars(sa.select(Repository.name).where(
         Repository.is_active.is_(True),
+        sa.or_(Repository.next_sync_after.is_(None), Repository.next_sync_after <= now),
         sa.or_(Repository.last_sync.is_(None), Repository.last_sync < cutoff)).order_by(Repository.name)))
 
 

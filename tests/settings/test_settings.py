@@ -93,8 +93,13 @@ def test_stale_repositories_and_llm_defaults(db_session: Session, config_file: P
         db_session.add(Repository(name=name, url=f"https://example.invalid/o/{name}", type=RepoType.MIXED,
                                   last_sync=last))
     db_session.add(Repository(name="off", url="https://example.invalid/o/off", type=RepoType.MIXED, is_active=False))
+    # Failing: still in its back-off (not retried before every command), and past it (retried).
+    db_session.add(Repository(name="broken", url="https://example.invalid/o/broken", type=RepoType.MIXED,
+                              failure_count=3, next_sync_after=now + timedelta(minutes=5)))
+    db_session.add(Repository(name="broken-due", url="https://example.invalid/o/broken-due", type=RepoType.MIXED,
+                              failure_count=1, next_sync_after=now - timedelta(seconds=1)))
     db_session.flush()
-    assert svc.stale_repositories(session=db_session, user_id="u3") == ["never", "old"]
+    assert svc.stale_repositories(session=db_session, user_id="u3") == ["broken-due", "never", "old"]
     svc.set_value("auto_sync", "false", session=db_session, user_id="u3")
     assert svc.stale_repositories(session=db_session, user_id="u3") == []
 
