@@ -879,7 +879,8 @@ def verify_lock_for_install(root_text: str, path: Path, *, include_dev: bool, fo
                         code="LOCK_MISSING", hint=f"Run `agentforge lock {root_text}` first, or drop --frozen.")
     result = check_lock(root_text, path, include_dev=include_dev, force_kind=force_kind, settings=settings)
     if not result.ok:
-        raise LockError(f"{path}: " + "; ".join(result.reasons), code="LOCK_STALE",
+        reasons = [r if r.startswith(str(path)) else f"{path}: {r}" for r in result.reasons]
+        raise LockError("; ".join(reasons), code="LOCK_STALE",
                         hint=f"Run `agentforge lock {root_text}` (or install without --frozen).")
     lock = read_existing_lock(path).lock
     assert lock is not None

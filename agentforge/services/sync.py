@@ -409,6 +409,9 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         tags = {k: v for k, v in refs.items() if k.startswith("refs/tags/")}
         facts = _classify_tags(tags, stored.ledger)
         problems = list(facts.problems)
+        if branch != target.default_branch:
+            problems.append(f"branch {target.default_branch} no longer exists upstream: following the remote's "
+                            f"default branch {branch} from now on (`agentforge repo add --branch` to pick another)")
         for ref in fetch.forced:
             if ref.startswith("refs/heads/"):
                 upd = fetch.updated[ref]

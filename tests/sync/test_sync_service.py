@@ -137,6 +137,22 @@ def test_branch_force_push_is_reported(env, factory, register) -> None:
     assert any("branch main was force-pushed" in p for p in result.problems)
 
 
+def test_a_deleted_tracked_branch_is_reported(env, factory, register) -> None:
+    """`repo add --branch feature`, then `feature` deleted upstream: the sync follows the remote's
+    default branch, and says so (it used to switch without a word)."""
+    repo = factory.create("demo", files=tools_files(["a"]))
+    repo.create_branch("feature")
+    register(repo, branch="feature")
+    assert run_sync().results["demo"].problems == []
+    repo.delete_branch("feature")
+    result = run_sync().results["demo"]
+    assert result.status == "synced"
+    assert any("branch feature no longer exists upstream" in p and "main" in p for p in result.problems), result
+    assert one(env, "SELECT default_branch FROM repositories WHERE name = 'demo'")[0] == "main"
+    again = run_sync()
+    assert "demo" not in again.results and again.plan.unchanged  # said once: the next sync has nothing to do
+
+
 def test_stale_in_progress_is_recovered_but_a_live_one_is_not(env, factory, register) -> None:
     register(factory.create("demo", files=tools_files(["a"])))
     run_sync()
