@@ -7,6 +7,7 @@ deploy-on-merge flow, must not both decide they are the first instance).
 
 from __future__ import annotations
 
+import re
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -94,17 +95,31 @@ def ensure_instance(*, session: Session, composition_id: uuid.UUID, name: str, e
     return row
 
 
+_ID_PREFIX = re.compile(r"[0-9a-fA-F][0-9a-fA-F-]{7,35}")
+
+
 def get_instance(ref: str, *, session: Session, for_update: bool = False) -> CompositionInstance:
-    """An instance by id or by ``composition/name``."""
+    """An instance by id, by the start of its id as `compose instances` shows it (8 or more hex
+    digits, when only one instance's id starts so), or by ``composition/name``."""
     stmt = sa.select(CompositionInstance)
     try:
         stmt = stmt.where(CompositionInstance.id == uuid.UUID(ref))
     except ValueError:
         comp, sep, name = ref.partition("/")
-        if not sep or not comp or not name:
+        if _ID_PREFIX.fullmatch(ref):
+            matches = list(session.scalars(sa.select(CompositionInstance.id).where(
+                sa.cast(CompositionInstance.id, sa.String).like(ref.lower() + "%")).limit(2)))
+            if len(matches) > 1:
+                raise NotFound(f"instance id {ref!r} is ambiguous", code="AMBIGUOUS_INSTANCE",
+                               hint="Give more of the id, or COMPOSITION/INSTANCE.") from None
+            if not matches:
+                raise NotFound(f"no instance {ref!r}", hint="`agentforge compose instances` lists them.") from None
+            stmt = stmt.where(CompositionInstance.id == matches[0])
+        elif not sep or not comp or not name:
             raise NotFound(f"no instance {ref!r}", hint="Name it by id or as COMPOSITION/INSTANCE "
                                                         "(`agentforge compose instances` lists them).") from None
-        stmt = stmt.join(Composition).where(Composition.name == comp, CompositionInstance.name == name)
+        else:
+            stmt = stmt.join(Composition).where(Composition.name == comp, CompositionInstance.name == name)
     if for_update:
         stmt = stmt.with_for_update(of=CompositionInstance).execution_options(populate_existing=True)
     row = session.scalar(stmt)

@@ -148,6 +148,12 @@ def test_stop_start_restart_and_reconcile(stack: Stack) -> None:
     assert get(started.url, "/health/ready").status_code == 200
     restarted = svc.restart(instance()["id"])
     assert restarted.ok
+    # The short id `compose instances` shows names it too; a prefix of no instance is NOT_FOUND.
+    short = str(instance()["id"])[:8]
+    assert svc.instance_health(short)["pid"] == instance()["pid"]
+    with pytest.raises(AgentForgeError) as missing:
+        svc.instance_health("0" * 8 if short != "0" * 8 else "f" * 8)
+    assert missing.value.code == "NOT_FOUND"
     health = svc.instance_health("helpdesk/development")
     assert health["healthy"] and health["probes"] == {"/health/live": 200, "/health/ready": 200}
     # A process that dies behind our back is reported as ERROR by the next look.
