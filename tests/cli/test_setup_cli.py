@@ -34,6 +34,29 @@ def test_doctor_masks_the_password(engine) -> None:
     assert "git version" in facts["git"]
 
 
+def test_doctor_as_the_first_command_on_a_new_database(database_url: str) -> None:
+    """A new database is created and migrated, as by every command (doctor said SCHEMA_MISMATCH)."""
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    name = f"agentforge_doctor_{uuid.uuid4().hex[:8]}"
+    base = make_url(database_url)
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        res = cli("--json", "doctor", env={"AGENTFORGE_DATABASE_URL": base.set(database=name).render_as_string(
+            hide_password=False)})
+        assert res.code == 0, res.err
+        assert res.json()["migration"] == res.json()["migration_head"]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.mark.parametrize(
     ("url", "code"),
     [
