@@ -17,7 +17,7 @@ from agentforge.config import Settings, get_settings
 from agentforge.core.results import RepoSyncResult
 from agentforge.core.urls import default_repository_name, normalise_repository_url
 from agentforge.db import get_engine, session_scope
-from agentforge.errors import AgentForgeError, GitError
+from agentforge.errors import AgentForgeError, GitError, redact
 from agentforge.gitops import ls_remote_many
 from agentforge.services.settings import current_user_id
 from agentforge.services.sync import FORCED_PREFIX, credentials_for, mirror_path
@@ -210,6 +210,7 @@ def _register_external(name: str, settings: Settings) -> FollowReport:
             url = normalise_repository_url(source.url)
         except AgentForgeError as exc:
             source.message = exc.message
+            source.url = redact(source.url)  # reported, never used: no credentials on the terminal
             continue
         source.url = url
         if url in by_url:

@@ -489,7 +489,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         _after_sync_hooks(session, target, tip, tip_snapshot)
         has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
-                          commit=tip, message=message, problems=problems), has_forked
+                          commit=tip, message=message, problems=[redact(p) for p in problems]), has_forked
 
 
 def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:

@@ -173,3 +173,26 @@ def test_sync_follow_external_registers_syncs_and_pins(lib: Library, tmp_path: P
     res = cli("sync", "--follow-external", "acme", env=prefect_env)
     assert res.code == 0, res.out + res.err
     assert "already registered as remote" in res.out and "not-followed" in res.out
+
+
+def test_credentials_in_an_external_source_are_never_shown(lib: Library) -> None:  # noqa: F811
+    """A marketplace source URL with a password in it is refused (never contacted) and reported
+    with the password masked: in the sync's warnings and in the --follow-external report."""
+    from agentforge.services import sync as svc
+    from agentforge.services.repos import follow_external
+
+    market = lib.repo("creds", tag=None, register=False, files={
+        ".claude-plugin/marketplace.json": js({"name": "creds", "owner": {"name": "Acme"}, "plugins": [
+            {"name": "leaky", "source": {"source": "url", "url": "https://user:secretpw@example.invalid/x.git"}},
+        ]}),
+    })
+    add_repository(market.url, name="creds")
+    plan = svc.check_and_record(None)
+    results = [svc.sync_repository(i, remote=plan.remote.get(i)) for i in plan.to_sync]
+    assert [r.status for r in results] == ["synced"]
+    shown = " ".join(results[0].problems)
+    assert "leaky" in shown and "secretpw" not in shown, shown
+    (report,) = follow_external(["creds"])
+    (source,) = report.sources
+    assert "secretpw" not in source.model_dump_json() and source.repository is None
+    assert not lib.q("SELECT 1 FROM repositories WHERE url LIKE '%example.invalid%'")
