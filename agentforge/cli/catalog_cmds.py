@@ -51,7 +51,12 @@ def ls(
         emit(data)
         return
     if not data:
-        console.print("No components yet: `agentforge repo add URL` then `agentforge sync`.")
+        if kind or repo:
+            filters = " and ".join(f for f in (f"--type {kind}" if kind else "", f"--repo {repo}" if repo else "") if f)
+            console.print(f"No components match {filters} (`agentforge ls` lists every synced component; "
+                          "`agentforge repo show REPO` tells whether a repository's sync failed).")
+        else:
+            console.print("No components yet: `agentforge repo add URL` then `agentforge sync`.")
         return
     console.print(table(["component", "type", "latest", "other versions", "repository", "status"],
                         [(d["name"], d["type"], d["latest"] or "-", ", ".join(d["versions"][1:6]) +

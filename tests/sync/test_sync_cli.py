@@ -168,3 +168,14 @@ def test_repo_rm_of_a_synced_repository(env, factory, register, prefect_env) -> 
     assert not mirror.exists() and not mirror.with_name(f"{mirror.name}.forge-lock").exists()
     again = cli("repo", "rm", "gone", env=prefect_env)
     assert again.code == 2 and "gone" in again.err + again.out
+
+
+def test_ls_says_when_filters_match_nothing(env, factory, register) -> None:
+    assert "No components yet" in cli("ls").out
+    register(factory.create("only-tools", files=tools_files(["a"]), tag="v1.0.0"))
+    from tests.sync.conftest import run_sync
+
+    run_sync()
+    res = cli("ls", "--type", "agent", "--repo", "only-tools")
+    assert res.code == 0 and "No components match --type agent and --repo only-tools" in res.out, res.out
+    assert "repo add" not in res.out
