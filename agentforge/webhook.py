@@ -29,28 +29,13 @@ from starlette.routing import Route
 
 from agentforge.config import Settings, get_settings
 from agentforge.errors import ConfigError
+from agentforge.runtime.server import BodyTooLarge, read_limited
 from agentforge.services import webhooks as svc
 from models.webhooks import PendingDelivery
 
 log = logging.getLogger("agentforge.webhook")
 
 Trigger = Callable[[PendingDelivery], str]
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length claimed."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(http_status: int, **body: Any) -> JSONResponse:
@@ -156,8 +141,8 @@ def create_app(*, settings: Settings | None = None, trigger: Trigger | None = No
             if int(declared) > svc.MAX_BODY_BYTES:
                 return _answer(413, error="body over 1 MiB")
         try:
-            body = await _read_limited(request, svc.MAX_BODY_BYTES)
-        except _TooLarge:
+            body = await read_limited(request, svc.MAX_BODY_BYTES)
+        except BodyTooLarge:
             return _answer(413, error="body over 1 MiB")
         except ClientDisconnect:
             return _answer(400, error="client disconnected")

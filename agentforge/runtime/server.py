@@ -652,22 +652,33 @@ class _RequestError(Exception):
 MAX_REQUEST_BYTES = 1 << 20
 
 
-async def _json_body(request: Request) -> Mapping[str, Any]:
-    """The JSON object a request carries, read at most :data:`MAX_REQUEST_BYTES` (413 beyond:
-    on ``Content-Length`` first, then while reading, for a chunked body that gives none)."""
-    too_large = _RequestError(_error(413, "REQUEST_TOO_LARGE",
-                                     f"request body over {MAX_REQUEST_BYTES} bytes", limit=MAX_REQUEST_BYTES))
+class BodyTooLarge(Exception):
+    """A request body over the limit (``read_limited``)."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes whatever Content-Length claimed (and at once
+    when it claims more): the instance API and the webhook receiver both read bodies so."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise too_large
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise too_large
+        if size > limit:
+            raise BodyTooLarge
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> Mapping[str, Any]:
+    """The JSON object a request carries, read at most :data:`MAX_REQUEST_BYTES` (413 beyond)."""
+    try:
+        raw = await read_limited(request, MAX_REQUEST_BYTES)
+    except BodyTooLarge:
+        raise _RequestError(_error(413, "REQUEST_TOO_LARGE", f"request body over {MAX_REQUEST_BYTES} bytes",
+                                   limit=MAX_REQUEST_BYTES)) from None
     if not raw.strip():
         return {}
     try:
