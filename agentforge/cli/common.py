@@ -64,28 +64,13 @@ def prepare_prefect(*, quiet: bool = True) -> None:
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
-HEARTBEAT_ENV = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-
-
 def run_flow(fn: Any, /, **kwargs: Any) -> Any:
-    """Run a Prefect flow in this process; a failed flow re-raises its error.
-
-    Without flow-run heartbeats unless the user set their frequency: Prefect (3.9) sends them
-    from a thread that polls its stop flag once a second, and a finishing flow run joins it, so
-    every in-process run waited up to a second at its end (about 0.5 s on average) for
-    nothing. Heartbeats let a server mark the run of a vanished *worker* as crashed; here the
-    run lives and ends with this command, which reports its outcome itself. Served deployments
-    (`agentforge serve`) keep Prefect's heartbeats.
-    """
+    """Run a Prefect flow in this process; a failed flow re-raises its error. Without flow-run
+    heartbeats unless the user set their frequency (``flows.inprocess.without_heartbeats``: they
+    made every in-process run wait up to a second at its end). Prefect is imported here, by the
+    commands that run a flow, never by read-only ones."""
     engine()  # migrate (and start the embedded server) before Prefect spins up
-    if any(os.environ.get(name) for name in HEARTBEAT_ENV):
-        return fn(**kwargs)
-    import prefect.context
+    from flows.inprocess import without_heartbeats
 
-    # What prefect.settings.temporary_settings does, minus its re-validation of every setting
-    # (~0.08 s, each run): a copy of the current settings with the one field changed.
-    current = prefect.context.get_settings_context()
-    flows = current.settings.flows.model_copy(update={"heartbeat_frequency": None})
-    settings = current.settings.model_copy(update={"flows": flows})
-    with prefect.context.SettingsContext(profile=current.profile, settings=settings):
+    with without_heartbeats():
         return fn(**kwargs)

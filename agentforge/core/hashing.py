@@ -28,23 +28,25 @@ def component_checksum(files: Iterable[tuple[str, bytes]]) -> str:
     """
     entries: dict[str, bytes] = {}
     for relpath, content in files:
-        shown = relpath.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         if "\n" in relpath or "\r" in relpath or "\\" in relpath or not relpath:
-            raise LockError(f"file {shown!r} cannot be part of a checksum (its name is empty or holds a "
-                            "newline or backslash, which the checksum lines cannot carry)",
-                            code="CHECKSUM_PATH_UNSUPPORTED", hint="Rename the file in the repository.")
-        try:
-            relpath.encode("utf-8")
-        except UnicodeEncodeError:
-            raise LockError(f"file {shown!r} cannot be part of a checksum (its name is not UTF-8)",
-                            code="CHECKSUM_PATH_UNSUPPORTED", hint="Rename the file in the repository.") from None
+            raise _unsupported(relpath, "its name is empty or holds a newline or backslash, which the checksum "
+                                        "lines cannot carry")
         if relpath in entries:
-            raise LockError(f"file {shown!r} listed twice", code="CHECKSUM_PATH_UNSUPPORTED")
+            raise _unsupported(relpath, "it is listed twice")
         entries[relpath] = content
     digest = hashlib.sha256()
     for relpath in sorted(entries):
-        digest.update(f"{sha256_hex(entries[relpath])}  {relpath}\n".encode())
+        try:
+            digest.update(f"{sha256_hex(entries[relpath])}  {relpath}\n".encode())
+        except UnicodeEncodeError:
+            raise _unsupported(relpath, "its name is not UTF-8") from None
     return "sha256:" + digest.hexdigest()
+
+
+def _unsupported(relpath: str, why: str) -> LockError:
+    shown = relpath.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return LockError(f"file {shown!r} cannot be part of a checksum ({why})", code="CHECKSUM_PATH_UNSUPPORTED",
+                     hint="Rename the file in the repository.")
 
 
 def manifest_hash(obj: Any) -> str:
