@@ -23,6 +23,9 @@ _TOKEN_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)([?&](?:access_token|private_token|token|password|passwd|secret|key|sig))=[^&\s#'\"]+"),
      r"\1=***"),
 ]
+# What every pattern above needs to match somewhere (one C-speed scan instead of five
+# substitutions: a sync redacts every problem it records, thousands on a large catalog).
+_MAY_HOLD_TOKEN = re.compile(r"gh[pousr]_|github_pat_|://|[?&]")
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -30,6 +33,8 @@ def redact(text: str, *secrets: str | None) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    if not _MAY_HOLD_TOKEN.search(text):
+        return text
     for pattern, replacement in _TOKEN_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -471,6 +471,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         else:
             rows = existing
         problems.extend(flag_problems)
+        problems = [redact(p) for p in problems]
         changes = [(r.id, *flags[r.id]) for r in rows
                    if (list(r.release_tags), r.is_release, r.is_reused_version) != flags[r.id]]
         repos_q.update_release_flags(session=session, changes=changes)
@@ -483,13 +484,13 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             session=session, repository_id=target.id, operation_id=op_id, refs=_release_relevant(refs),
             head=branch, default_branch=branch, manifest=tip_snapshot.manifest,
             manifest_hash=tip_snapshot.manifest_hash, target_commit=tip, message=message,
-            problems=[redact(p) for p in problems], source_format=_source_format(fmt, tip_snapshot),
+            problems=problems, source_format=_source_format(fmt, tip_snapshot),
         )
         repos_q.mark_outdated_installed(session=session, repository_id=target.id)
         _after_sync_hooks(session, target, tip, tip_snapshot)
         has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
-                          commit=tip, message=message, problems=[redact(p) for p in problems]), has_forked
+                          commit=tip, message=message, problems=problems), has_forked
 
 
 def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:

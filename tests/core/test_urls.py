@@ -168,3 +168,25 @@ def test_db_regex_uses_only_portable_syntax() -> None:
     # PostgreSQL's ~ and Python's re must read it the same: no \d, \w, lookarounds or lazies.
     for construct in ("\\d", "\\w", "\\s", "(?", "*?", "+?"):
         assert construct not in DB_URL_CHECK_REGEX
+
+
+@pytest.mark.parametrize("text", [
+    "push refused for ghp_abcdefghijklmnopqrstuvwxyz0123",
+    "token gho_ABCDEFGHIJKLMNOPQRSTUVWX in a message",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz in a message",
+    "fetch https://s3cr3tTok3n@h/o/r failed",
+    "fetch https://me:s3cr3tTok3n@h/o/r failed",
+    "fetch https://h/o/r?token=s3cr3tTok3n failed",
+    "fetch https://h/o/r?x=1&password=s3cr3tTok3n failed",
+])
+def test_redact_masks_every_token_shape_inside_longer_text(text: str) -> None:
+    """redact's quick pre-check (a text that cannot hold a token is returned as it is) must let
+    every shape the patterns mask through to them."""
+    from agentforge.errors import redact
+
+    out = redact(text)
+    assert out != text and "***" in out
+    for secret in ("s3cr3tTok3n", "ghp_abc", "gho_ABC", "github_pat_11"):
+        assert secret not in out
+    plain = "plugins/plugin-000/agents/a.md@v1.0.0: warning: frontmatter is not valid YAML: read line by line"
+    assert redact(plain) is plain
