@@ -699,6 +699,7 @@ class RepositoryMirror:
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}
         # commit id → root tree id (commits are immutable; names such as branches are never cached)
         self._root_trees: dict[str, str] = {}
+        self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
         self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
@@ -1325,6 +1326,39 @@ class RepositoryMirror:
             if not object_id or any(ch in object_id for ch in " \n\t"):
                 raise GitError(f"Invalid object id {object_id!r}", code="GIT_OBJECT_INVALID")
         return dict(zip(unique, self._catfile().contents(unique), strict=True)) if unique else {}
+
+    def escaping_symlinks(self, commit: str, folders: Mapping[str, str]) -> dict[str, list[str]]:
+        """The symlinks below each folder (``{folder path: its tree id}`` at ``commit``) whose
+        target leaves the repository, by folder (repository paths, sorted); folders without any
+        are left out.
+
+        Every folder's tree is walked together, a level per round trip, and a tree's symlinks
+        are listed once per tree id (trees are content-addressed): unchanged folders at later
+        release points cost nothing. Only the symlinks found are resolved.
+        """
+        roots = [t for t in dict.fromkeys(folders.values()) if t not in self._links_below]
+        found: dict[str, list[str]] = {root: [] for root in roots}
+        level = [(root, "", root) for root in roots]
+        while level:
+            self._load_trees(tid for _r, _p, tid in level)
+            below: list[tuple[str, str, str]] = []
+            for root, prefix, tid in level:
+                for name, (mode, object_id) in self._trees[tid].items():
+                    if mode == MODE_SYMLINK:
+                        found[root].append(prefix + name)
+                    elif mode == MODE_TREE:
+                        below.append((root, f"{prefix}{name}/", object_id))
+            level = below
+        for root, links in found.items():
+            self._links_below[root] = tuple(sorted(links))
+        out: dict[str, list[str]] = {}
+        for folder, tree in folders.items():
+            base = "" if folder in ("", ".") else folder.rstrip("/") + "/"
+            escaping = [base + link for link in self._links_below[tree]
+                        if self.resolve_path(commit, base + link).escapes]
+            if escaping:
+                out[folder] = escaping
+        return out
 
     def list_files(self, commit: str, path: str) -> list[TreeEntry]:
         """Every file below the folder (recursive, sorted by relative path; as ``ls-tree -r -l``:

@@ -9,6 +9,7 @@ is ``fatal`` for that commit.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ class MirrorReader(Protocol):
     def tree_id(self, commit: str, path: str) -> str | None: ...
     def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]: ...
     def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> Any: ...
+    def escaping_symlinks(self, commit: str, folders: Mapping[str, str]) -> dict[str, list[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,22 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
         seen[key] = file_path
         tree = mirror.tree_id(commit, folder if folder not in ("", ".") else "")
         snap.components.append(_component_record(doc, "." if folder in ("", ".") else folder, tree))
+
+    # A symlink inside a component's folder that leaves the repository would make an install
+    # follow it outside the tree (install refuses it): that component is reported and skipped here.
+    trees = {rec.path: rec.tree_hash for rec in snap.components if rec.tree_hash}
+    escaping = mirror.escaping_symlinks(commit, trees) if trees else {}
+    if escaping:
+        kept: list[ComponentRecord] = []
+        for rec in snap.components:
+            links = escaping.get(rec.path)
+            if links:
+                more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
+                snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): symlink {links[0]!r}{more} leaves "
+                                     f"the repository; component skipped")
+            else:
+                kept.append(rec)
+        snap.components = kept
 
     for name, path in composition_entries:
         what = f"{path}{at} (composition {name!r})"

@@ -65,3 +65,38 @@ def test_scanned_repository_with_duplicate_names(env, factory, register) -> None
     assert result.status == "synced"
     assert any("duplicate Tool name 'same'" in p for p in result.problems)
     assert one(env, "SELECT count(*) FROM components")[0] == 1
+
+
+def test_a_symlink_inside_a_component_that_leaves_the_repository_skips_that_component(env, factory,
+                                                                                     register) -> None:
+    """A component folder holding a symlink out of the tree (absolute, or up through ``..``) is
+    reported and not stored (an install would have to follow it out); one pointing elsewhere
+    inside the repository is fine, and so are the other components."""
+    entries = [("abs", "tools/abs"), ("up", "tools/up"), ("deep", "tools/deep"), ("inside", "tools/inside"),
+               ("plain", "tools/plain")]
+    files = {
+        "forge-manifest.yaml": manifest_yaml(entries),
+        "tools/abs/component.yaml": component_yaml("abs", "1.0.0"),
+        "tools/abs/passwd": Symlink("/etc/passwd"),
+        "tools/up/component.yaml": component_yaml("up", "1.0.0"),
+        "tools/up/root": Symlink("../../.."),
+        "tools/deep/component.yaml": component_yaml("deep", "1.0.0"),
+        "tools/deep/a/b/c/link": Symlink("../../../../../../x"),
+        "tools/inside/component.yaml": component_yaml("inside", "1.0.0"),
+        "tools/inside/shared": Symlink("../../docs/shared.md"),
+        "docs/shared.md": "shared text\n",
+        "tools/plain/component.yaml": component_yaml("plain", "1.0.0"),
+    }
+    register(factory.create("links", files=files, tag="v1.0.0"))
+    result = run_sync().results["links"]
+    assert result.status == "synced"
+    assert {r[0] for r in q(env, "SELECT name FROM components")} == {"inside", "plain"}
+    skipped = [p for p in result.problems if "leaves the repository; component skipped" in p]
+    assert len(skipped) == 3, result.problems
+    assert any("'abs'" in p and "tools/abs/passwd" in p for p in skipped)
+    assert any("'up'" in p and "tools/up/root" in p for p in skipped)
+    assert any("'deep'" in p and "tools/deep/a/b/c/link" in p for p in skipped)
+    # Recorded for the CLI and `repo show`, as every other per-component problem.
+    error = one(env, "SELECT o.error_message FROM sync_operations o JOIN repositories r ON r.id = o.repository_id "
+                     "WHERE r.name = 'links'")[0]
+    assert "tools/abs/passwd" in error and "tools/deep/a/b/c/link" in error
