@@ -7,6 +7,7 @@ the config file (``$XDG_CONFIG_HOME/agentforge/config.toml``, or ``AGENTFORGE_CO
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from functools import lru_cache
@@ -14,13 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentforge.errors import ConfigError
 
 APP_NAME = "agentforge"
+
+#: Config-file keys read by ``agentforge.services.settings`` (its ``KEYS``, dots as ``_``), not
+#: by :class:`Settings`; a test keeps the two lists equal. ``[custom]`` holds free-form keys.
+SERVICE_FILE_KEYS = frozenset({
+    "git_username", "git_email", "default_llm_provider", "default_llm_model", "output_format", "verbose_logging",
+    "auto_sync", "allow_unsigned_components", "trusted_repositories", "auto_sync_max_age_seconds", "github_token",
+})
 
 
 def default_home() -> Path:
@@ -50,11 +58,27 @@ class TomlFileSource(PydanticBaseSettingsSource):
                     hint="Fix or remove the file; `agentforge doctor` shows which file is read.",
                 ) from exc
             for key, value in raw.items():
+                if key == "custom" and isinstance(value, dict):
+                    continue  # custom.NAME settings: free-form, read by agentforge.services.settings
                 if isinstance(value, dict):
                     for sub, subvalue in value.items():
                         self._data[f"{key}_{sub}".replace("-", "_")] = subvalue
                 else:
                     self._data[key.replace("-", "_")] = value
+            known = set(settings_cls.model_fields) | SERVICE_FILE_KEYS
+            unknown = sorted(k for k in self._data if k not in known)
+            if unknown:
+                # A misspelt key would otherwise be ignored in silence and its default used.
+                close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+                raise ConfigError(
+                    f"{path}: unknown setting {unknown[0]!r}"
+                    + (f" (and {len(unknown) - 1} more: {', '.join(map(repr, unknown[1:]))})" if len(unknown) > 1
+                       else ""),
+                    code="CONFIG_KEY_UNKNOWN",
+                    hint=(f"Did you mean {close[0]!r}? " if close else "")
+                    + "The settings are listed in the README (Configuration) and by `agentforge config ls`; "
+                      "free-form keys go in a [custom] table.",
+                )
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -148,8 +172,37 @@ def get_settings() -> Settings:
         return Settings()
     except ConfigError:
         raise
-    except Exception as exc:  # pydantic ValidationError: name the setting at fault
+    except ValidationError as exc:
+        raise ConfigError(_describe_invalid(exc), hint="Fix the value named above; `agentforge config ls` shows "
+                          "every setting and where its value comes from.") from None
+    except Exception as exc:
         raise ConfigError(f"invalid setting: {exc}", hint="Check AGENTFORGE_* variables and the config file.") from exc
+
+
+_SECRET_HINTS = ("token", "secret", "key", "password", "url")
+
+
+def _describe_invalid(exc: ValidationError) -> str:
+    """One line per bad setting, naming where the value came from (the variable or the config
+    file) and the rule it breaks; values of secret-looking settings are not echoed."""
+    path = default_config_file()
+    file_keys: dict[str, Any] = {}
+    try:
+        file_keys = TomlFileSource(Settings, path)._data if path.is_file() else {}
+    except ConfigError:
+        pass
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error.get("loc") else "?"
+        field = Settings.model_fields.get(name)
+        variables = ([a for a in field.validation_alias.choices if isinstance(a, str) and a.isupper()]
+                     if field is not None and isinstance(field.validation_alias, AliasChoices)
+                     else [f"AGENTFORGE_{name.upper()}"])
+        from_env = next((v for v in variables if os.environ.get(v)), None)
+        where = from_env or (f"{path}: {name}" if name in file_keys else name)
+        shown = "" if any(h in name for h in _SECRET_HINTS) else f" (got {error.get('input')!r})"
+        lines.append(f"{where}: {error['msg']}{shown}")
+    return "invalid setting: " + "; ".join(lines)
 
 
 def reset_settings_cache() -> None:

@@ -149,3 +149,39 @@ def test_an_empty_variable_counts_as_unset(db_session: Session, config_file: Pat
     monkeypatch.setenv("AGENTFORGE_OUTPUT_FORMAT", "")
     r = svc.resolve("output_format", session=db_session, user_id="u1")
     assert (r.value, r.source) == ("json", "config file")
+
+
+def test_the_config_file_keys_are_the_settings_and_the_service_keys() -> None:
+    """``config.SERVICE_FILE_KEYS`` (what the file may hold besides ``Settings``) follows ``KEYS``."""
+    from agentforge.config import SERVICE_FILE_KEYS
+
+    assert {k.replace(".", "_") for k in svc.KEYS} == SERVICE_FILE_KEYS
+
+
+def test_a_misspelt_or_mistyped_setting_is_named_with_its_source(clean_db: sa.Engine, tmp_path: Path) -> None:
+    """An unknown key in the config file is refused (it used to be ignored, and its default used);
+    a bad value names the file or the variable it came from, without a pydantic dump."""
+    path = tmp_path / "config.toml"
+    env = {"AGENTFORGE_CONFIG_FILE": str(path)}
+    path.write_text('sync_concurency = 8\n[custom]\nanything = 1\n[github]\ntoken = "t"\n')
+    res = cli("repo", "ls", env=env)
+    assert res.code == 2 and "CONFIG_KEY_UNKNOWN" in res.err and str(path) in res.err
+    assert "'sync_concurency'" in res.err and "Did you mean 'sync_concurrency'" in res.err
+    assert "Traceback" not in res.err
+
+    path.write_text('sync_concurrency = 99\ngit_email = "a@b.c"\n[custom]\nanything = 1\n')
+    res = cli("repo", "ls", env=env)
+    assert res.code == 2 and "CONFIG_INVALID" in res.err
+    assert f"{path}: sync_concurrency" in res.err and "less than or equal to 64" in res.err and "(got 99)" in res.err
+    assert "errors.pydantic.dev" not in res.err and "validation error" not in res.err
+
+    res = cli("repo", "ls", env={**env, "AGENTFORGE_SYNC_CONCURRENCY": "lots"})
+    assert res.code == 2 and "AGENTFORGE_SYNC_CONCURRENCY: Input should be a valid integer" in res.err
+
+    path.write_text("sync_concurrency = 2\n")
+    secret = "not-a-valid-fernet-key-but-secret"
+    res = cli("repo", "ls", env={**env, "AGENTFORGE_WEBHOOK_PORT": "0", "AGENTFORGE_GITHUB_TOKEN": secret})
+    assert res.code == 2 and "AGENTFORGE_WEBHOOK_PORT" in res.err and secret not in res.err
+    path.write_text("[github]\ntoken = 123456789\n")
+    res = cli("repo", "ls", env=env)
+    assert res.code == 2 and f"{path}: github_token" in res.err and "123456789" not in res.err
