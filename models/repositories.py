@@ -19,6 +19,7 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import JSONB as pg_JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -433,15 +434,38 @@ class ComponentRowFacts:
     # For path- and plugin-scoped catalog tags (``plugins/x/1.2.0``, ``plugin--v1.2.0``).
     path: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Names are unique per kind (FORMATS §1): a Tool and a Prompt may share one.
+    type: str = ""
 
 
 def component_facts(*, session: Session, repository_id: uuid.UUID) -> list[ComponentRowFacts]:
     rows = session.execute(sa.select(Component.id, Component.name, Component.version, Component.commit_hash,
                                      Component.tree_hash, Component.release_tags, Component.is_release,
-                                     Component.is_reused_version, Component.path, Component.metadata_)
+                                     Component.is_reused_version, Component.path, Component.metadata_,
+                                     Component.type)
                            .where(Component.repository_id == repository_id)).all()
-    return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], dict(r[9] or {}))
-            for r in rows]
+    return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], dict(r[9] or {}),
+                              r[10].value) for r in rows]
+
+
+def rows_at_commits(*, session: Session, repository_id: uuid.UUID, commits: Sequence[str]) -> list[Component]:
+    """The repository's component rows at these commits (whole rows: definitions included)."""
+    if not commits:
+        return []
+    return list(session.scalars(sa.select(Component).where(Component.repository_id == repository_id,
+                                                            Component.commit_hash.in_(list(commits)))))
+
+
+def update_versions(*, session: Session, changes: Sequence[tuple[uuid.UUID, str, dict[str, Any], dict[str, Any]]]
+                    ) -> None:
+    """One executemany UPDATE of (row id, version, definition, metadata) for re-versioned rows."""
+    if not changes:
+        return
+    table = sa.table("components", sa.column("id"), sa.column("version"), sa.column("definition", pg_JSONB),
+                     sa.column("metadata", pg_JSONB))
+    stmt = (sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+            .values(version=sa.bindparam("v"), definition=sa.bindparam("d"), metadata=sa.bindparam("m")))
+    session.connection().execute(stmt, [dict(row_id=i, v=v, d=d, m=m) for i, v, d, m in changes])
 
 
 def update_release_flags(*, session: Session, changes: Sequence[tuple[uuid.UUID, list[str], bool, bool]]) -> None:

@@ -205,7 +205,8 @@ class _ReleaseFacts:
     reappeared: list[str] = field(default_factory=list)
 
 
-def _classify_tags(tags: Mapping[str, str], ledger: Mapping[str, repos_q.LedgerEntry]) -> _ReleaseFacts:
+def _classify_tags(tags: Mapping[str, str], ledger: Mapping[str, repos_q.LedgerEntry], *,
+                   repository: str = "REPO") -> _ReleaseFacts:
     facts = _ReleaseFacts()
     for ref, commit in sorted(tags.items()):
         tag = ref.removeprefix("refs/tags/")
@@ -225,7 +226,7 @@ def _classify_tags(tags: Mapping[str, str], ledger: Mapping[str, repos_q.LedgerE
                 facts.moved[tag] = commit
                 facts.problems.append(
                     f"tag {tag} moved from {entry.first_commit[:12]} to {commit[:12]}: version held back "
-                    f"until `agentforge repo accept-tag REPO {tag}`")
+                    f"until `agentforge repo accept-tag {repository} {tag}`")
             facts.tags_at.setdefault(entry.first_commit, []).append(tag)
     present = {r.removeprefix("refs/tags/") for r in tags}
     for tag, entry in ledger.items():
@@ -274,7 +275,7 @@ def compute_release_flags(
     problems: list[str] = []
     result: dict[uuid.UUID, tuple[list[str], bool, bool]] = {}
     any_release_tag = bool(tags_at)
-    candidates: dict[tuple[str, str], list[repos_q.ComponentRowFacts]] = defaultdict(list)
+    candidates: dict[tuple[str, str, str], list[repos_q.ComponentRowFacts]] = defaultdict(list)
     row_tags: dict[uuid.UUID, list[str]] = {}
     for row in rows:
         tags: list[str] = []
@@ -303,10 +304,10 @@ def compute_release_flags(
         row_tags[row.id] = sorted(tags)
         is_release_point = bool(tags) if any_release_tag else row.commit_hash == tip
         if is_release_point:
-            candidates[(row.name, row.version)].append(row)
+            candidates[(row.type, row.name, row.version)].append(row)
     released: set[uuid.UUID] = set()
     reused: set[uuid.UUID] = set()
-    for (name, version), group in candidates.items():
+    for (_kind, name, version), group in candidates.items():
         group.sort(key=lambda r: (commit_time.get(r.commit_hash, 0.0), r.commit_hash))
         first = group[0]
         released.add(first.id)
@@ -407,7 +408,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             raise GitError(f"{target.name}: the default branch {branch!r} has no commit",
                            code="GIT_REF_NOT_FOUND", hint="Push a commit, or pick a branch with `repo add --branch`.")
         tags = {k: v for k, v in refs.items() if k.startswith("refs/tags/")}
-        facts = _classify_tags(tags, stored.ledger)
+        facts = _classify_tags(tags, stored.ledger, repository=target.name)
         problems = list(facts.problems)
         if branch != target.default_branch:
             problems.append(f"branch {target.default_branch} no longer exists upstream: following the remote's "
@@ -454,10 +455,13 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
 
     with session_scope(engine) as session:
         existing = repos_q.component_facts(session=session, repository_id=target.id)
+        if _retag_known_catalog_commits(session, target.id, existing, facts.tags_at, problems):
+            existing = repos_q.component_facts(session=session, repository_id=target.id)
         # Release flags are computed over the stored rows and the new ones together, so new rows
         # are inserted with their final flags and only stored rows whose flags change are updated.
         new_facts = [repos_q.ComponentRowFacts(r["id"], r["name"], r["version"], r["commit_hash"], r["tree_hash"],
-                                               (), False, False, r["path"], r["metadata_"] or {}) for r in new_rows]
+                                               (), False, False, r["path"], r["metadata_"] or {},
+                                               r["type"].value) for r in new_rows]
         flags, flag_problems = compute_release_flags([*existing, *new_facts], facts.tags_at, tip, commit_time,
                                                      deleted=set(facts.deleted))
         for r in new_rows:
@@ -491,6 +495,58 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
                           commit=tip, message=message, problems=problems), has_forked
+
+
+def _retag_known_catalog_commits(session: Any, repository_id: uuid.UUID,
+                                 existing: Sequence[repos_q.ComponentRowFacts], tags_at: Mapping[str, list[str]],
+                                 problems: list[str]) -> bool:
+    """Catalog rows at commits read before whose release tags changed since (a tag pushed on an
+    already-synced commit, a moved tag accepted, a tag deleted): their versions are derived again
+    from the tags now there, as a first read would (the tag names the release; without one, the
+    version the files give). Native rows keep the rule of :func:`compute_release_flags`. Whether
+    any row changed."""
+    tags_of: dict[str, set[str]] = defaultdict(set)
+    catalog_commits: set[str] = set()
+    for row in existing:
+        tags_of[row.commit_hash].update(row.release_tags)
+        if is_catalog(row):
+            catalog_commits.add(row.commit_hash)
+    changed = sorted(c for c in catalog_commits if tags_of[c] != set(tags_at.get(c, [])))
+    if not changed:
+        return False
+    updates: list[tuple[uuid.UUID, str, dict[str, Any], dict[str, Any]]] = []
+    by_commit: dict[str, list[Any]] = defaultdict(list)
+    for stored in repos_q.rows_at_commits(session=session, repository_id=repository_id, commits=changed):
+        by_commit[stored.commit_hash].append(stored)
+    for commit, all_rows in sorted(by_commit.items()):
+        rows = [row for row in all_rows if (row.metadata_ or {}).get("catalog_format")]
+        records = [_as_first_read(row) for row in rows]
+        snap = apply_release_tags(Snapshot(commit=commit, label=commit[:12], components=records),
+                                  tags_at.get(commit, []))
+        problems.extend(snap.problems)
+        for row, rec in zip(rows, snap.components, strict=True):
+            if (rec.version, rec.definition, rec.metadata) != (row.version, row.definition, row.metadata_ or {}):
+                updates.append((row.id, rec.version, rec.definition, rec.metadata))
+    repos_q.update_versions(session=session, changes=updates)
+    return bool(updates)
+
+
+_TAG_FIELDS = ("manifest_version", "release_tag")
+
+
+def _as_first_read(row: Any) -> ComponentRecord:
+    """A stored catalog row as the reader gave it, before any tag set its version."""
+    metadata = dict(row.metadata_ or {})
+    definition = dict(row.definition or {})
+    if "manifest_version" in metadata:
+        version = str(metadata["manifest_version"])
+        metadata = {k: v for k, v in metadata.items() if k not in _TAG_FIELDS} | {"version": version}
+        def_meta = {k: v for k, v in (definition.get("metadata") or {}).items() if k not in _TAG_FIELDS}
+        definition["metadata"] = def_meta | {"version": version}
+    else:
+        version = row.version
+    return ComponentRecord(name=row.name, kind=row.type.value.title(), version=version, path=row.path,
+                           definition=definition, schema=row.schema, metadata=metadata, tree_hash=row.tree_hash)
 
 
 def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:

@@ -133,3 +133,68 @@ def test_untrusted_repository_needs_signatures(lib: Library, tmp_path: Path) -> 
     with session_scope(get_engine()) as session:
         set_value("allow_unsigned_components", "true", session=session)
     assert lock_svc.resolve_root("lint").lock.packages
+
+
+def _versions(lib: Library, name: str) -> list[tuple[str, bool, list[str]]]:  # noqa: F811
+    return sorted((r[0], r[1], list(r[2])) for r in lib.q(
+        "SELECT version, is_release, release_tags FROM components WHERE name = :n", n=name))
+
+
+def test_a_tag_pushed_on_an_already_synced_commit_names_the_release(lib: Library) -> None:  # noqa: F811
+    """The version must not depend on when the sync ran: tagging a commit already read (untagged,
+    with a pseudo-version) releases it at the tag's version, as a first sync of the tagged commit does;
+    so do a component tag and a tag moved back onto a commit once its move is accepted."""
+    handle = lib.repo("cop", files={".github/prompts/a.prompt.md": md("description: a\n", "A\n"),
+                                    ".github/prompts/b.prompt.md": md("description: b\n", "B\n")}, tag=None)
+    lib.sync()
+    [(pseudo, released, tags)] = _versions(lib, "a")
+    assert pseudo.startswith("0.0.0-") and released and tags == []
+    handle.tag("v1.0.0")
+    lib.sync()
+    assert _versions(lib, "a") == [("1.0.0", True, ["v1.0.0"])]
+    assert _versions(lib, "b") == [("1.0.0", True, ["v1.0.0"])]
+    meta = lib.q("SELECT definition->'metadata', metadata FROM components WHERE name = 'a'")[0]
+    assert meta[0]["version"] == meta[1]["version"] == "1.0.0" and meta[0]["release_tag"] == "v1.0.0"
+    assert meta[1]["manifest_version"] == pseudo
+    # A component tag on the same commit: that component only, at its version.
+    handle.tag("a@1.5.0")
+    lib.sync()
+    [(version, released, tags)] = _versions(lib, "a")
+    assert (version, released) == ("1.5.0", True) and "a@1.5.0" in tags
+    assert _versions(lib, "b") == [("1.0.0", True, ["v1.0.0"])]
+    # The same rows as a first sync of this state gives.
+    import subprocess
+
+    copy = handle.path.parent / "cop-again.git"
+    subprocess.run(["git", "clone", "-q", "--mirror", handle.url, str(copy)], check=True)
+    add_repository(copy.as_uri(), name="cop-again")
+    lib.sync()
+    rows = lib.q("SELECT r.name, c.name, c.version, c.is_release FROM components c JOIN repositories r "
+                 "ON r.id = c.repository_id ORDER BY 1, 2")
+    by_repo = {repo: sorted((n, v, rel) for rr, n, v, rel in rows if rr == repo) for repo in ("cop", "cop-again")}
+    assert by_repo["cop"] == by_repo["cop-again"], rows
+
+
+def test_an_accepted_moved_tag_releases_the_new_commit_at_the_tags_version(lib: Library) -> None:  # noqa: F811
+    plugin = {".claude-plugin/plugin.json": js({"name": "mv", "version": "1.2.0"}),
+              "commands/cmv.md": md("description: run it\n", "one\n")}
+    handle = lib.repo("mv", files=plugin, tag="v1.0.0")
+    lib.sync()
+    assert _versions(lib, "cmv") == [("1.0.0", True, ["v1.0.0"])]
+    second = handle.commit({"commands/cmv.md": md("description: run it\n", "two\n")})
+    lib.sync()
+    assert ("1.0.0", True, ["v1.0.0"]) in _versions(lib, "cmv")
+    handle.tag("v1.0.0", second, force=True)
+    from agentforge.services import sync as svc
+
+    plan = svc.plan_sync(["mv"])
+    svc.record_plan_outcomes(plan)
+    held = svc.sync_repository(plan.to_sync[0])
+    assert any("accept-tag mv v1.0.0" in p for p in held.problems), held.problems  # the real name, not REPO
+    assert ("1.0.0", True, ["v1.0.0"]) in _versions(lib, "cmv")  # still the first commit's
+    res = cli("repo", "accept-tag", "mv", "v1.0.0")
+    assert res.code == 0, res.err
+    lib.sync()
+    rows = lib.q("SELECT commit_hash, version, is_release FROM components WHERE name = 'cmv' ORDER BY is_release")
+    released = [(c, v) for c, v, rel in rows if rel]
+    assert released == [(second, "1.0.0")], rows

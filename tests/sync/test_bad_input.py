@@ -100,3 +100,19 @@ def test_a_symlink_inside_a_component_that_leaves_the_repository_skips_that_comp
     error = one(env, "SELECT o.error_message FROM sync_operations o JOIN repositories r ON r.id = o.repository_id "
                      "WHERE r.name = 'links'")[0]
     assert "tools/abs/passwd" in error and "tools/deep/a/b/c/link" in error
+
+
+def test_a_tool_and_a_prompt_may_share_a_name_and_both_are_released(env, factory, register) -> None:
+    """Names are unique per kind (FORMATS §1): one is not a 'reused version' of the other."""
+    manifest = ("apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata: {name: kinds}\n"
+                "repository: {type: mixed}\ncomponents:\n  tools:\n    - {name: same, path: tools/same}\n"
+                "  prompts:\n    - {name: same, path: prompts/same}\n")
+    files = {"forge-manifest.yaml": manifest,
+             "tools/same/component.yaml": component_yaml("same", "1.0.0"),
+             "prompts/same/component.yaml": component_yaml("same", "1.0.0", kind="Prompt")}
+    register(factory.create("kinds", files=files, tag="v1.0.0"))
+    result = run_sync().results["kinds"]
+    rows = sorted(tuple(r) for r in q(env, "SELECT type::text, is_release, is_reused_version FROM components "
+                                           "WHERE name = 'same'"))
+    assert rows == [("PROMPT", True, False), ("TOOL", True, False)], (rows, result.problems)
+    assert not any("reused version" in p for p in result.problems)
