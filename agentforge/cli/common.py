@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import subprocess
 from functools import lru_cache
@@ -62,6 +63,11 @@ def prepare_prefect(*, quiet: bool = True) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
         os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"] = "CRITICAL"
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+        # Prefect's background senders log "Still processing items: N items remaining..." while
+        # they flush at exit, on loggers named after their class (outside ``prefect.*``): noise
+        # on every lock/install/deploy; their errors still show.
+        for name in ("EventsWorker", "APILogWorker"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def run_flow(fn: Any, /, **kwargs: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -35,3 +37,24 @@ def test_a_heartbeat_frequency_the_user_set_is_kept(clean_db, prefect_api: None,
     # The variable is read when settings are built; build them anew as a new process would.
     with temporary_settings(updates={"flows.heartbeat_frequency": 45}):
         assert _heartbeat_seen_by_a_flow() == 45
+
+
+def test_prefects_flush_progress_warnings_are_quiet_unless_verbose(monkeypatch, caplog) -> None:
+    """"EventsWorker - Still processing items: 2 items remaining..." came out on stderr after every
+    lock/install: its loggers are outside ``prefect.*``. Their errors still show."""
+    import logging
+
+    from agentforge.cli.common import prepare_prefect
+    from agentforge.cli.output import STATE
+
+    for name in ("EventsWorker", "APILogWorker"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    monkeypatch.setattr(STATE, "verbose", False)
+    for name in ("PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"):
+        monkeypatch.setenv(name, os.environ.get(name, "INFO"))
+    prepare_prefect()
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("EventsWorker").warning("Still processing items: 2 items remaining...")
+        logging.getLogger("EventsWorker").error("could not send events")
+    texts = [r.getMessage() for r in caplog.records if r.name == "EventsWorker"]
+    assert texts == ["could not send events"]
