@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -63,6 +65,43 @@ def ls(
                           (" …" if len(d["versions"]) > 6 else ""), d["repository"], d["status"]) for d in data]))
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    version: str
+    commit: str
+    tags: frozenset[str]
+    branches: frozenset[str]
+    is_release: bool
+
+
+def _matching(rows: list[Any], text: str) -> list[Any]:
+    """Rows a constraint selects (``^1``, ``>=1.2 <2``, ``latest``, ``tag:T``, ``commit:ID`` or
+    ``commit:`` and a commit id prefix of 7+ hex digits), newest first, as ``lock`` would choose among what is
+    stored; ``branch:`` names a moving commit, which only a sync and ``lock`` resolve."""
+    from agentforge.core.constraints import parse_constraint, sort_key
+    from agentforge.errors import ConstraintError, NotFound
+
+    short = re.fullmatch(r"commit:([0-9a-fA-F]{7,39})", text.strip())
+    if short:
+        prefix = short.group(1).lower()
+        return sorted((r for r in rows if r.commit.startswith(prefix)),
+                      key=lambda r: (r.is_release, sort_key(r.version)), reverse=True)
+    try:
+        constraint = parse_constraint(text)
+    except ConstraintError:
+        return []
+    if constraint.kind == "branch":
+        raise NotFound(f"{text!r} names a branch: `show` reads releases and commits already synced",
+                       code="VERSION_INVALID", hint="Use `agentforge lock NAME@branch:B` to resolve a branch.")
+    if constraint.kind == "commit" and constraint.ref:
+        ref = constraint.ref
+        picked = [r for r in rows if r.commit.startswith(ref)]
+    else:
+        picked = [r for r in rows if constraint.matches(_Candidate(r.version, r.commit, frozenset(r.tags or ()),
+                                                                   frozenset(), bool(r.is_release)))]
+    return sorted(picked, key=lambda r: (r.is_release, sort_key(r.version)), reverse=True)
+
+
 def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION]")) -> None:
     """Show one component version: definition, commit, tree, tags, install state."""
     from agentforge.core.constraints import sort_key
@@ -87,10 +126,11 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
     releases = [r for r in rows if r.is_release]
     if version:
         chosen = [r for r in rows if r.version == version and (r.is_release or not releases)] or \
-                 [r for r in rows if r.version == version]
+                 [r for r in rows if r.version == version] or _matching(rows, version)
         if not chosen:
             raise NotFound(f"{name} has no version {version!r}",
-                           hint="Versions: " + ", ".join(_semver_sorted(sorted({r.version for r in releases}))))
+                           hint="Versions: " + ", ".join(_semver_sorted(sorted({r.version for r in releases})))
+                           + f" (a constraint such as {name}@^1 or {name}@commit:ID works too)")
     else:
         chosen = sorted(releases or rows, key=lambda r: sort_key(r.version), reverse=True)
     row = chosen[0]

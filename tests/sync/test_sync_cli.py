@@ -179,3 +179,25 @@ def test_ls_says_when_filters_match_nothing(env, factory, register) -> None:
     res = cli("ls", "--type", "agent", "--repo", "only-tools")
     assert res.code == 0 and "No components match --type agent and --repo only-tools" in res.out, res.out
     assert "repo add" not in res.out
+
+
+def test_show_takes_a_constraint_or_a_commit_prefix(env, factory, register) -> None:
+    """`show NAME@^1` shows the newest release the constraint allows, as `lock` would pick among
+    what is synced; `@commit:` takes a 7+ digit prefix; a branch is refused with a pointer to lock."""
+    from tests.sync.conftest import run_sync
+
+    handle = factory.create("vers", files=tools_files(["a"], "1.0.0"), tag="v1.0.0")
+    first = handle.commits[-1]
+    handle.commit(tools_files(["a"], "1.1.0"), tags=["v1.1.0"])
+    handle.commit(tools_files(["a"], "2.0.0"), tags=["v2.0.0"])
+    register(handle)
+    run_sync()
+    for ref, expected in (("a@^1", "1.1.0"), ("a@>=2", "2.0.0"), ("a@~1.0", "1.0.0"), ("a@latest", "2.0.0"),
+                          ("a@tag:v1.1.0", "1.1.0"), (f"a@commit:{first[:8]}", "1.0.0"),
+                          (f"a@commit:{first}", "1.0.0"), ("a@1.1.0", "1.1.0")):
+        res = cli("--json", "show", ref)
+        assert res.code == 0 and res.json()["version"] == expected, (ref, res.out, res.err)
+    res = cli("show", "a@^3")
+    assert res.code == 2 and "has no version '^3'" in res.err and "2.0.0, 1.1.0, 1.0.0" in res.err
+    res = cli("show", "a@branch:main")
+    assert res.code == 2 and "VERSION_INVALID" in res.err and "agentforge lock" in res.err
