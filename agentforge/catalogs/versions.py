@@ -4,8 +4,9 @@ Catalog repositories tag in more shapes than FORMATS §3 (``name--v1.2.0`` from 
 marketplaces, ``plugins/foo/1.2.0`` from path-scoped release tooling), and often carry no
 version at all. A component with no version anywhere gets a Go-style pseudo-version
 ``0.0.0-<UTC commit time yyyymmddhhmmss>-<12 hex of the commit>``: a valid SemVer
-pre-release that sorts by commit time and never satisfies an ordinary range, so it is
-reached by ``latest`` (when nothing else exists), a branch or a commit constraint.
+pre-release that sorts by commit time and never satisfies a range that names a version: it is
+reached by a constraint that names none (a bare name, ``*``, ``latest``) while the component
+has no other release (Go's rule, FORMATS §3), or by a branch or a commit constraint.
 """
 
 from __future__ import annotations

@@ -43,11 +43,14 @@ def ls(
 
                 raise NotFound(f"repository {repo!r} is not registered",
                                hint="`agentforge repo ls` lists the registered repositories.")
+    from agentforge.core.constraints import latest_version
+
     data: list[dict[str, Any]] = []
     for line in lines:
         versions = _semver_sorted(line.versions)
+        latest = latest_version(versions)  # what a bare name locks: pre-releases only when nothing else
         data.append({"name": line.name, "type": line.kind, "repository": line.repository,
-                     "latest": versions[0] if versions else line.tip_version, "versions": versions,
+                     "latest": latest or line.tip_version, "versions": versions,
                      "status": line.status, "installed": line.installed_version})
     if STATE.json:
         emit(data)
@@ -60,9 +63,12 @@ def ls(
         else:
             console.print("No components yet: `agentforge repo add URL` then `agentforge sync`.")
         return
-    console.print(table(["component", "type", "latest", "other versions", "repository", "status"],
-                        [(d["name"], d["type"], d["latest"] or "-", ", ".join(d["versions"][1:6]) +
-                          (" …" if len(d["versions"]) > 6 else ""), d["repository"], d["status"]) for d in data]))
+    rows = []
+    for d in data:
+        others = [v for v in d["versions"] if v != d["latest"]]
+        shown = ", ".join(others[:5]) + (" …" if len(others) > 5 else "")
+        rows.append((d["name"], d["type"], d["latest"] or "-", shown, d["repository"], d["status"]))
+    console.print(table(["component", "type", "latest", "other versions", "repository", "status"], rows))
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def _matching(rows: list[Any], text: str) -> list[Any]:
 
 def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION]")) -> None:
     """Show one component version: definition, commit, tree, tags, install state."""
-    from agentforge.core.constraints import sort_key
+    from agentforge.core.constraints import latest_version, sort_key
     from agentforge.core.yamlio import dump_yaml
     from agentforge.db import session_scope
     from agentforge.errors import NotFound
@@ -132,7 +138,12 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
                            hint="Versions: " + ", ".join(_semver_sorted(sorted({r.version for r in releases})))
                            + f" (a constraint such as {name}@^1 or {name}@commit:ID works too)")
     else:
-        chosen = sorted(releases or rows, key=lambda r: sort_key(r.version), reverse=True)
+        # What a bare name locks (FORMATS §3, Go's rule): the highest release that is not a
+        # pre-release, else the newest pre-release (a catalog's pseudo-version); without any
+        # release, the highest version synced.
+        latest = latest_version(r.version for r in releases)
+        chosen = [r for r in releases if r.version == latest] or \
+            sorted(rows, key=lambda r: sort_key(r.version), reverse=True)
     row = chosen[0]
     data: dict[str, Any] = {
         "name": row.name, "type": row.kind, "version": row.version, "repository": row.repository,

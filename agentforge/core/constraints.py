@@ -17,12 +17,20 @@ Range semantics follow npm's node-semver, because that is what people who write 
 
 Range kinds (``range`` and ``latest``) only ever match candidates that are releases: a branch tip
 is reachable through ``branch:``/``tag:``/``commit:`` constraints only.
+
+Go's rule for ``latest``: a constraint that names no version (``*``, ``x``, ``latest``; a
+dependency or root written without a version is ``*``, see :attr:`Constraint.names_no_version`)
+picks among a component's releases that are not pre-releases, and — only when the component has
+no such release — among its pre-releases (a catalog's pseudo-versions ``0.0.0-<time>-<hex>`` are
+pre-releases). Whether a component has one is a fact about all its candidates, so
+:meth:`Constraint.allows_version` takes it as ``only_prereleases``; the resolver supplies it.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -36,6 +44,7 @@ __all__ = [
     "Constraint",
     "ConstraintKind",
     "TagVersion",
+    "latest_version",
     "parse_constraint",
     "parse_version",
     "sort_key",
@@ -109,6 +118,29 @@ def sort_key(version_text: str) -> tuple[int, tuple[Any, ...] | str]:
         return (1, (v.major, v.minor, v.patch, 1))
     idents = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in str(v.prerelease).split("."))
     return (1, (v.major, v.minor, v.patch, 0, idents))
+
+
+def latest_version(versions: Iterable[str]) -> str | None:
+    """What ``latest`` picks among released version strings (Go's rule, FORMATS §3): the highest
+    that is not a pre-release, else the highest pre-release (e.g. a pseudo-version), else None.
+    Strings that are not versions are never picked."""
+    best: tuple[bool, tuple[int, tuple[Any, ...] | str]] | None = None
+    found: str | None = None
+    for text in versions:
+        v = _parse_or_none(text)
+        if v is None:
+            continue
+        rank = (v.prerelease is None, sort_key(text))
+        if best is None or rank > best:
+            best, found = rank, text
+    return found
+
+
+def _parse_or_none(text: str) -> semver.Version | None:
+    try:
+        return semver.Version.parse(text)
+    except (ValueError, TypeError):
+        return None
 
 
 class TagVersion(NamedTuple):
@@ -196,20 +228,35 @@ class Constraint:
         return self.kind in ("range", "latest")
 
     @property
+    def names_no_version(self) -> bool:
+        """True for ``latest`` and for ranges with an alternative of no comparator (``*``, ``x``,
+        ``>=*``, ``* || ^2``): they allow any release, and so (Go's rule, FORMATS §3) the
+        pre-releases of a component that has no other release. ``^0.0``, ``>=0.0.0`` name one."""
+        return self.kind == "latest" or (self.kind == "range" and any(not alt for alt in self.alternatives))
+
+    @property
     def names_prerelease(self) -> bool:
         """True when some comparator names a pre-release (so some pre-releases may match)."""
         return any(c.version.prerelease for alt in self.alternatives for c in alt)
 
-    def allows_version(self, v: semver.Version) -> bool:
-        """Pure version check. Ref kinds (branch/tag/commit) say nothing about versions: False."""
+    def allows_version(self, v: semver.Version, *, only_prereleases: bool = False) -> bool:
+        """Pure version check. Ref kinds (branch/tag/commit) say nothing about versions: False.
+
+        ``only_prereleases``: the component has no release that is not a pre-release; then a
+        constraint that names no version (:attr:`names_no_version`) allows its pre-releases.
+        ``latest`` is only "some release" here: the resolver reads it as the highest one.
+        """
+        if only_prereleases and self.names_no_version:
+            return True
         if self.kind == "latest":
             return v.prerelease is None
         if self.kind != "range":
             return False
         return any(_set_allows(alt, v) for alt in self.alternatives)
 
-    def matches(self, candidate: CandidateLike) -> bool:
-        """Does this concrete candidate satisfy the constraint?"""
+    def matches(self, candidate: CandidateLike, *, only_prereleases: bool = False) -> bool:
+        """Does this concrete candidate satisfy the constraint? (``only_prereleases``: see
+        :meth:`allows_version`.)"""
         if self.kind == "branch":
             return self.ref in candidate.branches
         if self.kind == "tag":
@@ -222,7 +269,7 @@ class Constraint:
             v = semver.Version.parse(candidate.version)
         except (ValueError, TypeError):
             return False
-        return self.allows_version(v)
+        return self.allows_version(v, only_prereleases=only_prereleases)
 
     def __str__(self) -> str:
         return self.text

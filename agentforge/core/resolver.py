@@ -182,6 +182,7 @@ class _Catalog:
         self._usable: dict[str, list[Candidate]] = {}
         self._held: dict[str, list[Candidate]] = {}
         self._latest: dict[str, Candidate | None] = {}
+        self._only_prereleases: dict[str, bool] = {}
         self._versions: dict[int, semver.Version | None] = {}
         self._constraints: dict[tuple[str, str], Constraint] = {}
         self.keys_by_name: dict[str, set[str]] = {}
@@ -200,8 +201,19 @@ class _Catalog:
         for c in found:
             self.keys_by_name.setdefault(c.name, set()).add(key)
             self.names.setdefault(key, c.name)
-        releases = [c for c in usable if c.is_release and (v := self.version(c)) and v.prerelease is None]
-        self._latest[key] = releases[0] if releases else None
+        # Go's rule for constraints that name no version (`*`, `latest`, a bare name): the releases
+        # that are not pre-releases, else — when the component has none, not even a held-back one
+        # (a moved tag must not silently hand over to a pre-release) — its pre-releases, e.g. a
+        # catalog's pseudo-versions. `latest` is the first of those (usable is sorted best-first).
+        releases = [c for c in usable if c.is_release and self.version(c) is not None]
+        stable = [c for c in releases if self._is_stable(c)]
+        only_pre = not stable and not any(c.is_release and self._is_stable(c) for c in held)
+        self._only_prereleases[key] = only_pre
+        self._latest[key] = stable[0] if stable else (releases[0] if releases and only_pre else None)
+
+    def _is_stable(self, c: Candidate) -> bool:
+        v = self.version(c)
+        return v is not None and v.prerelease is None
 
     def _order_key(self, c: Candidate) -> tuple[bool, tuple[int, Any], str]:
         # Highest version first; a release beats a branch tip of the same version; commit breaks ties.
@@ -220,6 +232,11 @@ class _Catalog:
         self.usable(key)
         return self._latest[key]
 
+    def only_prereleases(self, key: str) -> bool:
+        """The key has no release that is not a pre-release (held-back ones count as releases)."""
+        self.usable(key)
+        return self._only_prereleases[key]
+
     def version(self, c: Candidate) -> semver.Version | None:
         return _parse_version_cached(c.version)
 
@@ -233,7 +250,8 @@ class _Catalog:
 
     def matches(self, constraint: Constraint, c: Candidate) -> bool:
         """Constraint.matches with cached versions, plus the resolver's reading of ``latest``:
-        exactly the highest non-prerelease release of that key, not merely "some release"."""
+        exactly the highest release of that key (not a pre-release, unless the key has only
+        pre-releases: Go's rule), not merely "some release"."""
         if constraint.kind == "latest":
             return self.latest(c.key) is c
         if constraint.kind in _REF_KINDS:
@@ -241,7 +259,9 @@ class _Catalog:
         if not c.is_release:
             return False
         v = self.version(c)
-        return v is not None and constraint.allows_version(v)
+        if v is None:
+            return False
+        return constraint.allows_version(v, only_prereleases=v.prerelease is not None and self.only_prereleases(c.key))
 
     def name(self, key: str) -> str:
         if key not in self.names:
@@ -538,7 +558,15 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
                     parts.append(f"{c.version} held back: {c.held_back}")
                 if held:
                     hints.append(f"fix or re-tag the held-back release(s) of {name}")
-                hints.append(f"relax one of the constraints on {name} ({', '.join(texts)})")
+                if all(r.constraint is not None and r.constraint.names_no_version for r in reqs) and not any(
+                    all(self.satisfies(r, c) for r in reqs) for c in usable
+                ):
+                    # `*` / `latest` / no version is already the loosest: say what would work instead.
+                    found = self._no_release_hint(name, usable)
+                    if found:
+                        hints.append(found)
+                else:
+                    hints.append(f"relax one of the constraints on {name} ({', '.join(texts)})")
             pin = self.pin_for(key)
             if pin is not None:
                 # Pins only order the search (every candidate is still tried), so they never cause a
@@ -554,6 +582,19 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
             hint="; or ".join(dict.fromkeys(hints)) or None,
             details={"conflicts": details},
         )
+
+    def _no_release_hint(self, name: str, usable: Sequence[Candidate]) -> str | None:
+        """For a key that nothing naming no version can match: a reference that works."""
+        pre = [c for c in usable if c.is_release and self.catalog.version(c) is not None]
+        if pre:  # pre-releases, not picked because a release that is not one is held back
+            return (f"lock one of its pre-releases by version: {name}@{pre[0].version} "
+                    f'(version: "{pre[0].version}" in a dependency)')
+        if not usable:
+            return None
+        tip = next((c for c in usable if c.branches), None)
+        ref = f"branch:{min(tip.branches)}" if tip is not None else f"commit:{usable[0].commit}"
+        return (f"{name} has no release, only commits (no release tag covers it): lock it by reference, "
+                f'e.g. {name}@{ref} (version: "{ref}" in a dependency), or tag a release of it')
 
     def _versions_text(self, usable: Sequence[Candidate]) -> str:
         if not usable:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from agentforge.core.constraints import (
     Constraint,
     TagVersion,
+    latest_version,
     parse_constraint,
     parse_version,
     sort_key,
@@ -174,6 +175,39 @@ def test_latest() -> None:
     assert c.allows_version(semver.Version.parse("1.0.0"))
     assert not c.allows_version(semver.Version.parse("1.0.0-rc.1"))
     assert parse_constraint("  latest ").kind == "latest"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("*", True), ("x", True), ("X.x", True), (">=*", True), ("latest", True), ("^1 || *", True),
+    ("^0.0", False), (">=0.0.0", False), ("0.*", False), ("1.0.0", False), ("main", False),
+    ("branch:main", False), ("tag:v1.0.0", False), ("commit:" + "a" * 40, False),
+])
+def test_names_no_version(text: str, expected: bool) -> None:
+    assert parse_constraint(text).names_no_version is expected
+
+
+def test_only_prereleases_opens_constraints_that_name_no_version() -> None:
+    pseudo = "0.0.0-20261204042605-94f441e62148"
+    for text in ("*", "latest", "x"):
+        c = parse_constraint(text)
+        assert not c.matches(release(pseudo))
+        assert c.matches(release(pseudo), only_prereleases=True)
+        assert c.allows_version(semver.Version.parse(pseudo), only_prereleases=True)
+        assert not c.matches(Cand(version=pseudo, is_release=False), only_prereleases=True)  # still releases only
+    for text in ("^0.0", ">=0.0.0", "0.*", "<1"):
+        assert not parse_constraint(text).matches(release(pseudo), only_prereleases=True), text
+
+
+@pytest.mark.parametrize(("versions", "expected"), [
+    (["1.0.0", "2.0.0-beta.1", "0.9.0"], "1.0.0"),
+    (["0.0.0-20261203101500-1a2b3c4d5e6f", "0.0.0-20261204042605-94f441e62148"],
+     "0.0.0-20261204042605-94f441e62148"),
+    (["1.0.0-rc.1", "1.0.0-rc.2", "junk"], "1.0.0-rc.2"),
+    (["junk"], None),
+    ([], None),
+])
+def test_latest_version(versions: list[str], expected: str | None) -> None:
+    assert latest_version(versions) == expected
 
 
 @pytest.mark.parametrize(

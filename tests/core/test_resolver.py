@@ -309,6 +309,80 @@ def test_latest_means_the_highest_release(index: MemoryIndex) -> None:
         check_resolution(index, {"a": "latest", "b": "*"}, expect={})
 
 
+PSEUDO_OLD = "0.0.0-20261203101500-1a2b3c4d5e6f"
+PSEUDO_NEW = "0.0.0-20261204042605-94f441e62148"
+
+
+@pytest.mark.parametrize("text", ["*", "latest", "x", ">=*", "* || ^9"])
+def test_no_version_picks_the_newest_prerelease_when_there_is_no_other_release(index: MemoryIndex, text: str) -> None:
+    # Go's rule for `latest`: a component with only pre-releases (a catalog's pseudo-versions).
+    index.add("a", PSEUDO_OLD)
+    index.add("a", PSEUDO_NEW)
+    index.add("b", "1.0.0-beta.1")
+    index.add("b", "1.0.0-beta.2")
+    check_resolution(index, {"a": text, "b": text}, expect={"a": PSEUDO_NEW, "b": "1.0.0-beta.2"})
+
+
+def test_no_version_on_a_dependency_reaches_prereleases_too(index: MemoryIndex) -> None:
+    index.add("app", "1.0.0", deps={"a": "*"})
+    index.add("a", PSEUDO_NEW, deps={"b": "latest"})
+    index.add("b", "0.1.0-rc.1")
+    check_resolution(index, {"app": "^1"}, expect={"app": "1.0.0", "a": PSEUDO_NEW, "b": "0.1.0-rc.1"})
+
+
+def test_no_version_prefers_any_release_that_is_not_a_prerelease(index: MemoryIndex) -> None:
+    index.add("a", "0.1.0")
+    index.add("a", "2.0.0-beta.1")
+    index.add("a", PSEUDO_NEW)
+    check_resolution(index, {"a": "*"}, expect={"a": "0.1.0"})
+    check_resolution(index, {"a": "latest"}, expect={"a": "0.1.0"})
+
+
+@pytest.mark.parametrize("text", ["^0.0", ">=0.0.0", "0.*", "<1", "~0.0.0"])
+def test_a_range_that_names_a_version_never_takes_prereleases(index: MemoryIndex, text: str) -> None:
+    index.add("a", PSEUDO_NEW)
+    with pytest.raises(ResolutionError) as info:
+        check_resolution(index, {"a": text}, expect={})
+    assert f"nothing matches {text}" in info.value.message
+    assert info.value.hint == f"relax one of the constraints on a ({text})"
+
+
+def test_no_version_with_a_range_on_the_same_prerelease_only(index: MemoryIndex) -> None:
+    index.add("a", "1.0.0-beta.1")
+    index.add("a", "1.0.0-beta.2")
+    index.add("b", "1.0.0", deps={"a": ">=1.0.0-beta.1 <1.0.0-beta.2"})
+    check_resolution(index, {"a": "*", "b": "*"}, expect={"a": "1.0.0-beta.1", "b": "1.0.0"})
+    with pytest.raises(ResolutionError) as info:  # `latest` is exactly the newest one
+        check_resolution(index, {"a": "latest", "b": "*"}, expect={})
+    assert "nothing matches latest and >=1.0.0-beta.1 <1.0.0-beta.2" in info.value.message
+    assert info.value.hint == "relax one of the constraints on a (latest, >=1.0.0-beta.1 <1.0.0-beta.2)"
+
+
+def test_a_held_back_release_keeps_prereleases_out_and_the_hint_names_one(index: MemoryIndex) -> None:
+    # The only release that is not a pre-release has a moved tag: no silent hand-over to a pre-release.
+    index.add("a", "1.0.0", held_back="tag v1.0.0 moved from abc1234 to def5678")
+    index.add("a", "1.1.0-rc.1")
+    with pytest.raises(ResolutionError) as info:
+        check_resolution(index, {"a": "*"}, expect={})
+    assert "relax" not in (info.value.hint or "")
+    assert info.value.hint == ('fix or re-tag the held-back release(s) of a; or lock one of its pre-releases by '
+                               'version: a@1.1.0-rc.1 (version: "1.1.0-rc.1" in a dependency)')
+    check_resolution(index, {"a": "1.1.0-rc.1"}, expect={"a": "1.1.0-rc.1"})
+
+
+def test_no_release_at_all_hint_names_a_reference_that_works(index: MemoryIndex) -> None:
+    index.add("a", PSEUDO_OLD, is_release=False, commit="1" * 40)
+    index.add("a", PSEUDO_NEW, is_release=False, branches=["main"])
+    index.add("b", PSEUDO_OLD, is_release=False, commit="2" * 40)
+    for name, ref in (("a", "branch:main"), ("b", "commit:" + "2" * 40)):
+        with pytest.raises(ResolutionError) as info:
+            check_resolution(index, {name: "*"}, expect={})
+        assert info.value.hint == (f"{name} has no release, only commits (no release tag covers it): lock it by "
+                                   f'reference, e.g. {name}@{ref} (version: "{ref}" in a dependency), or tag a '
+                                   "release of it")
+        check_resolution(index, {name: ref}, expect={name: PSEUDO_NEW if name == "a" else PSEUDO_OLD})
+
+
 def test_bad_constraint_names_the_declaring_component(index: MemoryIndex) -> None:
     index.add("a", "1.0.0", deps={"c": "^^1"})
     index.add("c", "1.0.0")
