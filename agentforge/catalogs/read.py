@@ -41,7 +41,7 @@ from agentforge.catalogs.names import namespaced, normalise_name
 from agentforge.catalogs.versions import catalog_version_from_tag, coerce_version, pseudo_version
 from agentforge.core.documents import API_VERSION, parse_component, parse_composition
 from agentforge.core.hashing import manifest_hash
-from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
+from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document, load_json_document
 from agentforge.errors import AgentForgeError
 from agentforge.reader import MANIFEST_FILE, ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
 
@@ -65,6 +65,8 @@ _MODE_SUBMODULE = "160000"
 #: Files are parsed with this in place of their name, so one parse (kept by blob id) serves the
 #: same blob at any path and release point; the name (``path@label``) is put back when it is used.
 _SOURCE = "\x00catalog-file\x00"
+#: Nested SKILL.md files warned of one by one per outer skill; more make one line with a count.
+_SWALLOWED_LISTED = 5
 #: Parsed files kept per mirror object at most (a sync holds its snapshots in memory anyway).
 _PARSED_LIMIT = 50_000
 
@@ -78,7 +80,40 @@ class _Failed:
     hint: str | None
 
 
-_ParsedFiles = dict[tuple[str, str], Any]  # ("md" | "doc", blob id) -> Markdown | JSON/YAML value | _Failed
+@dataclass(frozen=True)
+class _ReadAsYaml:
+    """A ``.json`` file that is not JSON but reads as YAML: its value, and the JSON error to warn of."""
+
+    value: Any
+    warning: str
+
+
+def _load(data: bytes, *, json_file: bool) -> Any:
+    """A document's value (parsed with :data:`_SOURCE` as its name), or what went wrong.
+
+    A ``.json`` file is read as JSON, so a broken one is reported as invalid JSON; one that is not
+    JSON but is YAML (a trailing comma, ``#`` comments, unquoted keys) is still read, as before,
+    with the JSON error kept for a warning.
+    """
+    if not json_file:
+        try:
+            return load_document(data, source=_SOURCE)
+        except AgentForgeError as exc:
+            return _Failed(exc.message, exc.code, exc.hint)
+    try:
+        return load_json_document(data, source=_SOURCE)
+    except AgentForgeError as exc:
+        if "invalid JSON" not in exc.message:
+            return _Failed(exc.message, exc.code, exc.hint)  # over a limit: YAML would say the same
+        failed = _Failed(exc.message, exc.code, exc.hint)
+    try:
+        value = load_document(data, source=_SOURCE)
+    except AgentForgeError:
+        return failed
+    return _ReadAsYaml(value, failed.message)
+
+
+_ParsedFiles = dict[tuple[str, str], Any]  # ("md" | "doc", blob id) -> Markdown | value | _ReadAsYaml | _Failed
 #: Per mirror object (weak: it goes with the mirror, which a sync opens and closes per repository).
 _PARSED: weakref.WeakKeyDictionary[Any, _ParsedFiles] = weakref.WeakKeyDictionary()
 
@@ -232,6 +267,7 @@ class _Plugin:
     previous_names: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
     found: list[_Found] = field(default_factory=list)
+    scanned: int = 0  # components found in its folder, before any was skipped
 
 
 @dataclass(eq=False)
@@ -332,14 +368,15 @@ class _CatalogReader:
                 data = self.mirror.read_blob(self.commit, path, max_size=MAX_DOCUMENT_BYTES)
             if data is None:
                 raise AgentForgeError(f"{path}{self.at}: file missing", code="CATALOG_FILE_MISSING")
-            try:
-                value = load_document(data, source=_SOURCE)
-            except AgentForgeError as exc:
-                value = _Failed(exc.message, exc.code, exc.hint)
+            value = _load(data, json_file=path.endswith(".json"))
             if key is not None and value is not None:
                 self._parsed[key] = value
         if isinstance(value, _Failed):
             raise AgentForgeError(_relabel(value.message, f"{path}{self.at}"), code=value.code, hint=value.hint)
+        if isinstance(value, _ReadAsYaml):
+            self.problem(f"warning: {_relabel(value.warning, f'{path}{self.at}')}; read as YAML instead "
+                         "(the tools that use this file may refuse it)")
+            return value.value
         return value
 
     def prefetch(self, paths: list[str]) -> None:
@@ -513,12 +550,27 @@ class _CatalogReader:
         meta_value = document.get("metadata")
         meta: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
         root = meta.get("pluginRoot") if isinstance(meta.get("pluginRoot"), str) else ""
+        listed: dict[str, tuple[int, str]] = {}  # plugin name (renamed, normalised) -> first entry's index, name
         for index, entry in enumerate(document.get("plugins") or []):
             where = f"{path}{self.at}: plugins[{index}]"
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                 self.problem(f"{where}: not an object with a 'name'; skipped")
                 continue
-            source = entry.get("source", "./")
+            if "source" not in entry:
+                # The marketplace schema requires it; reading the repository root in its place
+                # made an empty plugin that looked fine.
+                self.problem(f"{where}: plugin {entry['name']!r} has no 'source'; skipped")
+                continue
+            new_name = self.renamed_to(entry["name"])
+            key = normalise_name(new_name) or new_name
+            if key in listed:
+                first, first_name = listed[key]
+                as_written = "" if first_name == entry["name"] else f" (as {first_name!r} and {entry['name']!r})"
+                self.problem(f"{path}{self.at}: plugin {key!r} listed twice in {posixpath.basename(path)}"
+                             f"{as_written} (entries plugins[{first}] and plugins[{index}]); the later one is skipped")
+                continue
+            listed[key] = (index, entry["name"])
+            source = entry["source"]
             if isinstance(source, dict):
                 self.add_external(entry, source, where)
                 continue
@@ -540,6 +592,7 @@ class _CatalogReader:
             self.read_plugin(folder, entry)
 
     def renamed(self, name: str) -> tuple[str, list[str]]:
+        """The name ``renames`` gives ``name`` (followed through chains), and its previous names."""
         previous: list[str] = []
         seen = {name}
         while name in self.renames and self.renames[name] not in seen:
@@ -548,6 +601,14 @@ class _CatalogReader:
             seen.add(name)
         previous.extend(old for old, new in self.renames.items() if new == name and old not in previous)
         return name, previous
+
+    def renamed_to(self, name: str) -> str:
+        """:meth:`renamed`'s name alone (no scan of the whole map for previous names)."""
+        seen = {name}
+        while name in self.renames and self.renames[name] not in seen:
+            name = self.renames[name]
+            seen.add(name)
+        return name
 
     def add_external(self, entry: dict[str, Any], source: dict[str, Any], where: str) -> None:
         kind = source.get("source")
@@ -626,6 +687,7 @@ class _CatalogReader:
                          previous_names=previous)
         self.plugins.append(plugin)
         self.scan_plugin(plugin)
+        plugin.scanned = len(plugin.found)
 
     def _named_paths(self, plugin: _Plugin, key: str) -> list[str]:
         """Extra paths a manifest (or a non-strict marketplace entry) names for ``key``; missing ones reported."""
@@ -741,20 +803,48 @@ class _CatalogReader:
                     self.add_markdown(path, "Agent", "agent", None)
                 elif parent == ".claude/commands":
                     self.add_markdown(path, "Prompt", "command", None)
-        # A skill inside another skill's folder is one of its files. Its ancestors are looked up in
-        # a set (a scan of every skill per skill was quadratic); a skill at the root ("" or ".")
-        # holds every other skill, and is not inside itself.
+        # A skill inside another skill's folder is one of its files (a warning says so). Its
+        # ancestors are looked up in a set (a scan of every skill per skill was quadratic); a skill
+        # at the root ("" or ".") holds every other skill, and is not inside itself.
         folders = {"" if f in ("", ".") else f for f in skill_folders}
 
-        def nested(item: _Found) -> bool:
+        def outer(item: _Found) -> str | None:
+            """The outermost skill folder holding ``item``'s folder, if any (that skill is the one kept)."""
             folder = "" if item.path in ("", ".") else item.path
+            found = None
             while folder:
                 folder = posixpath.dirname(folder)
                 if folder in folders:
-                    return True
-            return False
+                    found = folder
+            return found
 
-        self.found = [f for f in self.found if f.catalog_type != "skill" or not nested(f)]
+        swallowed: dict[str, list[str]] = defaultdict(list)  # outer skill folder -> nested SKILL.md files
+        kept: list[_Found] = []
+        for item in self.found:
+            holder = outer(item) if item.catalog_type == "skill" else None
+            if holder is None:
+                kept.append(item)
+            else:
+                swallowed[holder].append(item.source_file)
+        self.found = kept
+        for holder, files in sorted(swallowed.items()):
+            self.report_swallowed(holder, files)
+
+    def report_swallowed(self, holder: str, files: list[str]) -> None:
+        """Warn of the SKILL.md files inside the skill folder ``holder``: a line each, or one line
+        with a count and a few examples when there are more than :data:`_SWALLOWED_LISTED`."""
+        skill_file = posixpath.join(holder, "SKILL.md") if holder else "SKILL.md"
+        where = f"the skill {holder!r}" if holder else "the skill at the repository root"
+        consequence = "; it is a file of that skill, not a skill of its own"
+        if len(files) <= _SWALLOWED_LISTED:
+            for path in files:
+                self.problem(f"warning: {path}{self.at}: inside the folder of {where} ({skill_file})"
+                             f"{consequence}")
+            return
+        examples = ", ".join(files[:3])
+        self.problem(f"warning: {len(files)} SKILL.md files are inside the folder of {where} ({skill_file}){self.at}, "
+                     f"so they are files of that skill, not skills of their own: {examples}, "
+                     f"and {len(files) - 3} more")
 
     def read_mcp_servers(self) -> None:
         candidates = [p for p in self.listing.under("") if posixpath.basename(p) == "server.json" and p.count("/") <= 3]
@@ -800,26 +890,55 @@ class _CatalogReader:
     # ---- naming, references, records
 
     def assign_names(self) -> None:
+        """Final names, unique per kind (FORMATS §6 "Names").
+
+        A component whose own name (frontmatter ``name`` or file name, normalised) no other
+        component of its kind has keeps it. Components sharing one are namespaced by their plugin
+        (``plugin--name``; outside a plugin by their parent folder). A namespaced name is made up,
+        so it never takes a name from a component that has it as its own: when it would (or when
+        two namespaced names meet), ``-2``, ``-3``… is added to the made-up one, and a problem
+        says so.
+        """
         by_key: dict[tuple[str, str], list[_Found]] = defaultdict(list)
         for item in self.found:
             by_key[(item.kind, item.base_name)].append(item)
+        own: dict[tuple[str, str], _Found] = {}  # names components have as their own, kept as they are
+        shared: list[tuple[str, str, list[_Found]]] = []
         for (kind, base), group in sorted(by_key.items()):
             if len(group) == 1:
                 group[0].name = base
-                continue
+                own[(kind, base)] = group[0]
+            else:
+                shared.append((kind, base, sorted(group, key=lambda i: (i.source_file, i.original_name))))
+        taken: dict[tuple[str, str], _Found] = dict(own)
+        for kind, base, group in shared:
             for item in group:
                 if item.plugin is not None:
-                    item.name = namespaced(item.plugin.name, base)
+                    wanted = namespaced(item.plugin.name, base)
                 else:
                     parent = posixpath.basename(posixpath.dirname(item.path.rstrip("/"))) or "root"
-                    item.name = namespaced(normalise_name(parent) or "root", base)
+                    wanted = namespaced(normalise_name(parent) or "root", base)
+                item.name = wanted
+                number = 1
+                while (kind, item.name) in taken:
+                    number += 1
+                    suffix = f"-{number}"
+                    item.name = wanted[: 100 - len(suffix)].rstrip("._-") + suffix
+                if item.name != wanted:
+                    holder = taken[(kind, wanted)]
+                    whose = ("its own name" if own.get((kind, wanted)) is holder
+                             else "namespaced the same way")
+                    self.problem(f"warning: {item.source_file}{self.at}: {kind} name {wanted!r} (namespaced) is "
+                                 f"already the name of {holder.source_file} ({whose}); this one is named "
+                                 f"{item.name!r} instead")
+                taken[(kind, item.name)] = item
             self.problem(f"{kind} name {base!r} is used by {len(group)} components; namespaced as "
-                         + ", ".join(f"{i.name} ({i.source_file})" for i in sorted(group, key=lambda i: i.source_file)))
+                         + ", ".join(f"{i.name} ({i.source_file})" for i in group))
         final: dict[tuple[str, str], _Found] = {}
         kept: list[_Found] = []
         for item in sorted(self.found, key=lambda i: (i.source_file, i.original_name)):
             key = (item.kind, item.name)
-            if key in final:
+            if key in final:  # not reached by the rules above; kept as a guard for the database's uniqueness
                 self.problem(f"{item.source_file}{self.at}: {item.kind} name {item.name!r} is also used by "
                              f"{final[key].source_file}; this one is skipped")
                 continue
@@ -962,6 +1081,10 @@ class _CatalogReader:
                 if id(item) in valid:
                     deps.setdefault(_GROUP[item.kind], []).append(
                         {"name": item.name, "version": f"commit:{self.commit}"})
+            if not deps and plugin.scanned:
+                self.problem(f"warning: {plugin.manifest_file or plugin.folder or '.'}{self.at}: plugin "
+                             f"{plugin.name!r} has none of its {plugin.scanned} component(s) left (each one's "
+                             "problem is above); its composition is empty")
             version = plugin.version or self.pseudo()
             metadata: dict[str, Any] = {"name": plugin.name, "version": version,
                                         "catalog_format": self.format, "catalog_type": "plugin",

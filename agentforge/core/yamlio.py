@@ -44,6 +44,7 @@ __all__ = [
     "canonical_json",
     "dump_yaml",
     "load_document",
+    "load_json_document",
 ]
 
 #: Largest document accepted, in encoded bytes (FORMATS.md: "a document over 1 MiB is rejected").
@@ -285,6 +286,27 @@ def load_document(data: bytes | str, *, source: str, max_bytes: int = MAX_DOCUME
         raise DocumentError(f"{source}: invalid YAML: {exc}") from None
     except RecursionError:  # pragma: no cover - the pre-scan bounds depth; kept as a last guard
         raise DocumentError(f"{source}: nesting too deep") from None
+
+
+def load_json_document(data: bytes | str, *, source: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
+    """Parse one document that must be JSON (``plugin.json``, ``server.json``), with the limits of
+    :func:`load_document` but no YAML fallback, so a broken file is reported as invalid JSON
+    (``source:line:column: invalid JSON: …``), not with the YAML parser's words."""
+    text = _decode(data, source, max_bytes)
+    try:
+        parsed = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_reject_json_constant)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}",
+                            hint="Fix the JSON at that line (a missing or extra comma, quote or bracket; "
+                                 "JSON has no comments).") from None
+    except ValueError as exc:  # a duplicate key or NaN/Infinity (the hooks above)
+        raise DocumentError(f"{source}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise DocumentError(f"{source}: nesting deeper than {MAX_DEPTH} levels") from None
+    try:
+        return _normalise(parsed, "", 0)
+    except _DocumentLimitError as exc:
+        raise DocumentError(f"{source}: {exc.message}") from None
 
 
 def canonical_json(obj: Any) -> str:

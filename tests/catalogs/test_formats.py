@@ -257,3 +257,73 @@ def test_skill_at_the_repository_root(factory, open_mirror):
     })
     snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main")
     assert sorted(c.name for c in snap.components) == ["a", "b"]
+
+
+def test_nested_skills_are_warned_of(factory, open_mirror):
+    """A SKILL.md inside another skill's folder stays a file of that skill, and a warning names
+    it and the skill holding it (the outermost one, which is the skill kept)."""
+    repo = factory.create("nested", files={
+        "b/SKILL.md": md("name: b\n"), "b/big/SKILL.md": md("name: big\n"),
+        "f/SKILL.md": md("name: f\n"), "f/Weird Name!/SKILL.md": md("name: weird\n"),
+        "a/SKILL.md": md("name: a\n"), "a/x/SKILL.md": md("name: ax\n"), "a/x/y/SKILL.md": md("name: axy\n"),
+        "c/SKILL.md": md("name: c\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="v1", validate=True)
+    assert sorted(c.name for c in snap.components) == ["a", "b", "c", "f"]
+    tail = "; it is a file of that skill, not a skill of its own"
+    assert [p for p in snap.problems if "inside the folder" in p] == [
+        f"warning: a/x/SKILL.md@v1: inside the folder of the skill 'a' (a/SKILL.md){tail}",
+        f"warning: a/x/y/SKILL.md@v1: inside the folder of the skill 'a' (a/SKILL.md){tail}",
+        f"warning: b/big/SKILL.md@v1: inside the folder of the skill 'b' (b/SKILL.md){tail}",
+        f"warning: f/Weird Name!/SKILL.md@v1: inside the folder of the skill 'f' (f/SKILL.md){tail}",
+    ]
+    assert len(snap.problems) == 4
+    # A root SKILL.md makes the repository one skill: one warning for a nested SKILL.md ...
+    one = factory.create("one-nested", files={"SKILL.md": md("name: root-skill\n"),
+                                              "examples/inner/SKILL.md": md("name: inner\n")})
+    snap = read_catalog_snapshot(open_mirror(one), one.commits[-1], label="main")
+    assert snap.problems == [
+        "warning: examples/inner/SKILL.md@main: inside the folder of the skill at the repository root "
+        f"(SKILL.md){tail}"]
+    # ... and one line with a count for many (the messages stay bounded).
+    many = factory.create("many-nested", files={
+        "SKILL.md": md("name: root-skill\n"), **{f"skills/s{i:02d}/SKILL.md": md(f"name: s{i:02d}\n") for i in range(40)}})
+    snap = read_catalog_snapshot(open_mirror(many), many.commits[-1], label="main")
+    assert [c.name for c in snap.components] == ["root-skill"]
+    assert snap.problems == [
+        "warning: 40 SKILL.md files are inside the folder of the skill at the repository root (SKILL.md)@main, "
+        "so they are files of that skill, not skills of their own: skills/s00/SKILL.md, skills/s01/SKILL.md, "
+        "skills/s02/SKILL.md, and 37 more"]
+
+
+def test_same_namespaced_name_twice_gets_a_number(factory, open_mirror):
+    """Two skills named alike in folders of the same name namespace alike (``skills--foo``): the
+    second is numbered, not dropped."""
+    repo = factory.create("twice", files={"x/skills/foo/SKILL.md": md("name: foo\n"),
+                                          "y/skills/foo/SKILL.md": md("name: foo\n")})
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main", validate=True)
+    assert sorted((c.name, c.path) for c in snap.components) == [
+        ("skills--foo", "x/skills/foo"), ("skills--foo-2", "y/skills/foo")]
+    text = "\n".join(snap.problems)
+    assert ("warning: y/skills/foo/SKILL.md@main: Prompt name 'skills--foo' (namespaced) is already the name of "
+            "x/skills/foo/SKILL.md (namespaced the same way); this one is named 'skills--foo-2' instead") in text
+    assert "skipped" not in text
+
+
+def test_json_files_are_reported_as_json(factory, open_mirror):
+    """A .json file that is not JSON is named as such, with line and column (it was 'invalid YAML');
+    one YAML can still read (a trailing comma) is read, with a warning."""
+    broken = '{\n  "name": "io.x/y",\n  "version": "1.0.0",,\n}\n'
+    repo = factory.create("bad-server", files={"server.json": broken})
+    mirror = open_mirror(repo)
+    snap = read_catalog_snapshot(mirror, repo.commits[-1], label="v1", format="mcp-server")
+    assert snap.components == [] and snap.fatal is None
+    assert snap.problems == [
+        "server.json@v1:3:22: invalid JSON: Expecting property name enclosed in double quotes; skipped"]
+    assert "YAML" not in "\n".join(snap.problems)
+    lax = factory.create("lax-server", files={"server.json": '{"name": "io.x/y", "version": "1.0.0",}\n'})
+    snap = read_catalog_snapshot(open_mirror(lax), lax.commits[-1], label="v1")
+    assert [(c.name, c.version) for c in snap.components] == [("io.x-y", "1.0.0")]
+    assert snap.problems == [
+        "warning: server.json@v1:1:39: invalid JSON: Expecting property name enclosed in double quotes; "
+        "read as YAML instead (the tools that use this file may refuse it)"]

@@ -205,6 +205,99 @@ def test_broken_marketplace_is_fatal(factory, open_mirror):
     mirror = open_mirror(repo)
     snap = read_catalog_snapshot(mirror, repo.commits[-1], label="main")
     assert snap.fatal and ".claude-plugin/marketplace.json@main" in snap.fatal
+    assert snap.fatal.startswith(".claude-plugin/marketplace.json@main:1:2: invalid JSON: ")
+
+
+def test_broken_plugin_json_files_say_json(factory, open_mirror):
+    repo = factory.create("broken-plugin", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [{"name": "p", "source": "./p"}]}),
+        "p/.claude-plugin/plugin.json": '{"name": "p",\n "version": "1.0.0" "x": 1}\n',
+        "p/.mcp.json": '{"mcpServers": {"db": {"command": "npx",, }}}\n',
+        "p/agents/a.md": md("name: a\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main")
+    assert [c.name for c in snap.components] == ["a"]
+    assert snap.problems == [
+        "p/.claude-plugin/plugin.json@main:2:21: invalid JSON: Expecting ',' delimiter; "
+        "the plugin is read without it",
+        "p/.mcp.json@main:1:41: invalid JSON: Expecting property name enclosed in double quotes; "
+        "its MCP servers are skipped"]
+
+
+def _names_repo(factory, plugins):
+    return factory.create("names", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": plugins}),
+        "p1/agents/rev.md": md("name: rev\n"), "p2/agents/rev.md": md("name: rev\n"),
+        "p3/agents/lit.md": md("name: p1-colon--rev\n"),
+    })
+
+
+def test_own_name_wins_over_a_namespaced_one(factory, open_mirror):
+    """p3's agent calls itself 'p1-colon--rev', the name p1's 'rev' would be namespaced to: the
+    name written in the file is kept, the made-up one is numbered (it skipped p3's agent before,
+    leaving p3 an empty composition)."""
+    repo = _names_repo(factory, [{"name": "P1:Colon", "source": "./p1"}, {"name": "p2", "source": "./p2"},
+                                 {"name": "p3", "source": "./p3"}])
+    commit = repo.commits[-1]
+    snap = read_catalog_snapshot(open_mirror(repo), commit, label="v1.0.0", validate=True)
+    assert sorted((c.name, c.path) for c in snap.components) == [
+        ("p1-colon--rev", "p3/agents/lit.md"), ("p1-colon--rev-2", "p1/agents/rev.md"),
+        ("p2--rev", "p2/agents/rev.md")]
+    deps = {c.name: c.definition["spec"]["dependencies"] for c in snap.compositions}
+    assert deps == {"p1-colon": {"agents": [{"name": "p1-colon--rev-2", "version": f"commit:{commit}"}]},
+                    "p2": {"agents": [{"name": "p2--rev", "version": f"commit:{commit}"}]},
+                    "p3": {"agents": [{"name": "p1-colon--rev", "version": f"commit:{commit}"}]}}
+    assert snap.problems == [
+        "warning: p1/agents/rev.md@v1.0.0: Agent name 'p1-colon--rev' (namespaced) is already the name of "
+        "p3/agents/lit.md (its own name); this one is named 'p1-colon--rev-2' instead",
+        "Agent name 'rev' is used by 2 components; namespaced as p1-colon--rev-2 (p1/agents/rev.md), "
+        "p2--rev (p2/agents/rev.md)"]
+
+
+def test_plugin_listed_twice(factory, open_mirror):
+    repo = factory.create("twice", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "renames": {"old": "p2"}, "plugins": [
+            {"name": "p1", "source": "./p1"}, {"name": "old", "source": "./p2"}, {"name": "old", "source": "./p2"},
+            {"name": "p2", "source": "./p2"}]}),
+        "p1/agents/rev.md": md("name: rev\n"), "p2/agents/rev.md": md("name: rev\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main", validate=True)
+    assert sorted(c.name for c in snap.compositions) == ["p1", "p2"]
+    assert sorted(c.name for c in snap.components) == ["p1--rev", "p2--rev"]
+    assert snap.problems == [
+        "plugin 'p2' was renamed from 'old'; the new name is used",  # once, not once per listing
+        ".claude-plugin/marketplace.json@main: plugin 'p2' listed twice in marketplace.json "
+        "(entries plugins[1] and plugins[2]); the later one is skipped",
+        ".claude-plugin/marketplace.json@main: plugin 'p2' listed twice in marketplace.json (as 'old' and 'p2') "
+        "(entries plugins[1] and plugins[3]); the later one is skipped",
+        "Agent name 'rev' is used by 2 components; namespaced as p1--rev (p1/agents/rev.md), "
+        "p2--rev (p2/agents/rev.md)"]
+
+
+def test_entry_without_source_is_skipped(factory, open_mirror):
+    repo = factory.create("nosrc", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [{"name": "nosrc"},
+                                                                       {"name": "p1", "source": "./p1"}]}),
+        "p1/agents/rev.md": md("name: rev\n"), "agents/root.md": md("name: root\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main")
+    assert [c.name for c in snap.compositions] == ["p1"]
+    assert [c.name for c in snap.components] == ["rev"]
+    assert snap.problems == [".claude-plugin/marketplace.json@main: plugins[0]: plugin 'nosrc' has no 'source'; "
+                             "skipped"]
+
+
+def test_plugin_left_with_no_components_is_warned_of(factory, open_mirror):
+    repo = factory.create("emptied", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [{"name": "p", "source": "./p"},
+                                                                       {"name": "q", "source": "./q"}]}),
+        "p/agents/___.md": md("name: '!!!'\n"), "q/hooks/hooks.json": js({"hooks": {}}),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main")
+    assert sorted(c.name for c in snap.compositions) == ["p", "q"]
+    assert snap.problems[-1] == ("warning: p@main: plugin 'p' has none of its 1 component(s) left (each one's "
+                                 "problem is above); its composition is empty")
+    assert len(snap.problems) == 2  # the skipped agent's, and that one (none for q, which had no components)
 
 
 def test_pseudo_versions_sort_by_time(factory, open_mirror):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, canonical_json, dump_yaml, load_document
+from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, canonical_json, dump_yaml, load_document, load_json_document
 from agentforge.errors import DocumentError
 
 SOURCE = "components/tools/x/component.yaml"
@@ -86,6 +86,28 @@ def test_position_is_reported() -> None:
     with pytest.raises(DocumentError) as info:
         load_document("a: 1\nb: [c\n", source="f.yaml")
     assert info.value.message.startswith("f.yaml:3:")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ('{\n  "a": 1,,\n}\n', "s.json:2:10: invalid JSON: Expecting property name enclosed in double quotes"),
+    ('{"a": 1,}', "s.json:1:9: invalid JSON: Expecting property name enclosed in double quotes"),  # YAML takes it
+    ("a: 1\n", "s.json:1:1: invalid JSON: Expecting value"),
+    ('{"a": 1, "a": 2}', "s.json: invalid JSON: duplicate key 'a'"),
+    ('{"a": NaN}', "s.json: invalid JSON: NaN is not allowed"),
+    ("[" * 100 + "]" * 100, "s.json: nesting deeper than 64 levels"),
+    ("[" * 5000 + "]" * 5000, "s.json: nesting deeper than 64 levels"),
+    (b'{"a": "\xff"}', "s.json: document is not valid UTF-8 (byte offset 7)"),
+])
+def test_json_documents_are_judged_as_json(data: str | bytes, message: str) -> None:
+    """A file that must be JSON is not read as YAML, so the error speaks of JSON (it said invalid YAML)."""
+    with pytest.raises(DocumentError) as info:
+        load_json_document(data, source="s.json")
+    assert info.value.message == message
+
+
+def test_json_documents_load() -> None:
+    assert load_json_document(b'\xef\xbb\xbf{\n\t"a": [1, 2.5, null, true]\n}\n', source="s.json") == {
+        "a": [1, 2.5, None, True]}
 
 
 def test_aliases_are_unshared_copies() -> None:
