@@ -57,6 +57,34 @@ def find_composition(name: str, *, session: Session) -> Composition | None:
     return session.scalar(sa.select(Composition).where(Composition.name == name))
 
 
+def instances_by_composition(source_repo: str, *, session: Session) -> dict[str, list[str]]:
+    """The compositions synced from ``source_repo`` (``compositions.source_repo``), each with its
+    instances as ``composition/instance (STATUS)`` (an empty list: none)."""
+    rows = session.execute(
+        sa.select(Composition.name, CompositionInstance.name, CompositionInstance.status)
+        .outerjoin(CompositionInstance, CompositionInstance.composition_id == Composition.id)
+        .where(Composition.source_repo == source_repo)
+        .order_by(Composition.name, CompositionInstance.name)).all()
+    out: dict[str, list[str]] = {}
+    for composition, instance, status in rows:
+        refs = out.setdefault(composition, [])
+        if instance is not None:
+            refs.append(f"{composition}/{instance} ({status.value})")
+    return out
+
+
+def delete_from_source(source_repo: str, *, session: Session, names: Sequence[str]) -> list[str]:
+    """Delete the named compositions synced from ``source_repo``; the names deleted, sorted.
+
+    Their instances, deployments and lock holds go with them (ON DELETE CASCADE): callers keep
+    the compositions that have instances."""
+    if not names:
+        return []
+    deleted = session.scalars(sa.delete(Composition).where(
+        Composition.source_repo == source_repo, Composition.name.in_(list(names))).returning(Composition.name))
+    return sorted(deleted)
+
+
 def insert_composition(*, session: Session, name: str, version: str, description: str | None,
                        definition: dict[str, Any]) -> Composition:
     row = Composition(name=name, version=version, description=description, definition=definition)

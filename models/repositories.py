@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from agentforge.errors import AlreadyExists, Conflict, NotFound
+from models import compositions as comp_q
 from models.enums import (
     ComponentSyncStatus,
     RepoSyncStatus,
@@ -148,10 +149,35 @@ def component_counts(*, session: Session) -> dict[uuid.UUID, tuple[int, int]]:
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
-def remove_repository(*, session: Session, name: str, force: bool = False) -> Repository:
+@dataclass(frozen=True)
+class RemovedRepository:
+    """What ``remove_repository`` removed (and, under ``force``, kept)."""
+
+    id: uuid.UUID
+    name: str
+    url: str
+    #: Compositions synced from the repository (``compositions.source_repo``) that were deleted.
+    compositions_removed: list[str] = field(default_factory=list)
+    #: Compositions synced from it that have instances, kept under ``force``: the instances (and
+    #: their deployments, the rollback history) reference them, and a deleted composition would
+    #: take those rows with it (ON DELETE CASCADE) and leave running processes unmanaged.
+    compositions_kept: list[str] = field(default_factory=list)
+    #: Removed composition name → other repositories whose tip lists a composition of that name
+    #: (it was left out while the name was taken); their checkpoint is reset, so the next sync stores it.
+    offered_elsewhere: dict[str, list[str]] = field(default_factory=dict)
+
+
+def remove_repository(*, session: Session, name: str, force: bool = False) -> RemovedRepository:
+    """Unregister a repository: its component rows, tags and sync history go with it (the database
+    cascades), and so do the compositions synced from it (``compositions.source_repo`` is its URL,
+    no foreign key). Refused (Conflict) without ``force`` while instances run its components,
+    components of it are installed, or compositions from it have instances; under ``force`` the
+    compositions with instances are kept (see ``RemovedRepository.compositions_kept``)."""
     repo = get_repository(session=session, name=name)
     installed = session.scalars(sa.select(Component.name).where(Component.repository_id == repo.id,
                                                                 Component.is_installed.is_(True))).all()
+    compositions = comp_q.instances_by_composition(repo.url, session=session)
+    with_instances = {c: refs for c, refs in compositions.items() if refs}
     if not force:
         # Instances running a deployment whose lock takes components from this repository.
         running = session.scalars(sa.text(
@@ -169,9 +195,42 @@ def remove_repository(*, session: Session, name: str, force: bool = False) -> Re
         raise Conflict(f"repository {name!r} has installed components: {', '.join(sorted(set(installed)))}",
                        hint="Pass --force to remove the repository and its rows anyway; the installed folders "
                             "stay on disk (a later install refuses to overwrite changes in them).")
+    if with_instances and not force:
+        listed = "; ".join(f"{c}: {', '.join(refs)}" for c, refs in sorted(with_instances.items()))
+        raise Conflict(f"repository {name!r} is the source of compositions that have instances: {listed}",
+                       hint="Pass --force to remove the repository anyway: those compositions are kept (their "
+                            "instances and deployment history need them), its other compositions are removed.")
+    removed = comp_q.delete_from_source(repo.url, session=session,
+                                        names=[c for c in compositions if c not in with_instances])
+    offered = _reset_checkpoints_offering(session=session, composition_names=removed, exclude=repo.id)
+    out = RemovedRepository(id=repo.id, name=repo.name, url=repo.url, compositions_removed=removed,
+                            compositions_kept=sorted(with_instances), offered_elsewhere=offered)
     session.delete(repo)
     session.flush()
-    return repo
+    return out
+
+
+def _reset_checkpoints_offering(*, session: Session, composition_names: Sequence[str],
+                                exclude: uuid.UUID) -> dict[str, list[str]]:
+    """Repositories (but ``exclude``) whose stored tip manifest lists a composition of one of these
+    names get their checkpoint (``synced_refs``) reset: while the name was taken their sync left
+    that composition out, and an unchanged remote would otherwise never be read again.
+    Returns composition name → those repositories' names."""
+    if not composition_names:
+        return {}
+    rows = session.execute(sa.text(
+        "SELECT r.id, r.name, e.value ->> 'name' FROM repositories r "
+        "CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(r.manifest -> 'compositions') = 'array' "
+        "  THEN r.manifest -> 'compositions' ELSE '[]'::jsonb END) AS e "
+        "WHERE r.id <> :exclude AND e.value ->> 'name' = ANY(:names) ORDER BY r.name"),
+        {"exclude": exclude, "names": list(composition_names)}).all()
+    if rows:
+        session.execute(sa.update(Repository).where(Repository.id.in_({r[0] for r in rows}))
+                        .values(synced_refs=None))
+    out: dict[str, list[str]] = {}
+    for _, repo_name, composition in rows:
+        out.setdefault(composition, []).append(repo_name)
+    return out
 
 
 # --- sync planning and state ------------------------------------------------------------------

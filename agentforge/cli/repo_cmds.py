@@ -145,13 +145,24 @@ def repo_show(name: str = typer.Argument(...)) -> None:
 
 @repo_app.command("rm")
 def repo_rm(name: str = typer.Argument(...),
-            force: bool = typer.Option(False, "--force", help="Remove even with installed components")) -> None:
-    """Unregister a repository and delete its mirror."""
+            force: bool = typer.Option(False, "--force", help="Remove even with installed components, or with "
+                                       "compositions that have instances (those compositions are kept)")) -> None:
+    """Unregister a repository; delete its mirror and the compositions synced from it."""
     from agentforge.services.repos import remove_repository
 
     engine()
-    remove_repository(name, force=force)
-    emit({"removed": name}, f"Removed {name}")
+    done = remove_repository(name, force=force)
+    count = len(done.compositions_removed)
+    lines = [f"Removed {done.removed}" + (
+        f" and {count} composition{'s' if count != 1 else ''} synced from it: {', '.join(done.compositions_removed)}"
+        if count else "")]
+    if done.compositions_kept:
+        lines.append(f"Kept {len(done.compositions_kept)} composition(s) from it that have instances (their "
+                     f"instances and deployment history need them): {', '.join(done.compositions_kept)}")
+    for composition, others in sorted(done.offered_elsewhere.items()):
+        lines.append(f"{', '.join(others)} also offer{'s' if len(others) == 1 else ''} a composition {composition}: "
+                     f"the next `agentforge sync {' '.join(others)}` stores it")
+    emit({**done.model_dump(), "compositions_removed_count": count}, "\n".join(lines))
 
 
 @repo_app.command("accept-tag")

@@ -381,13 +381,24 @@ def _write_external_composition(definition: dict[str, Any], *, name: str, market
     return "linked", f"composition {name} {metadata['version']}{message}"
 
 
-def remove_repository(name: str, *, force: bool = False, settings: Settings | None = None) -> str:
+class RepoRemoved(BaseModel):
+    """What `repo rm` did: see ``models.repositories.RemovedRepository``."""
+
+    removed: str
+    url: str
+    compositions_removed: list[str] = []
+    compositions_kept: list[str] = []  # with instances, kept under --force
+    offered_elsewhere: dict[str, list[str]] = {}  # removed composition → repositories whose next sync stores theirs
+
+
+def remove_repository(name: str, *, force: bool = False, settings: Settings | None = None) -> RepoRemoved:
     import shutil
 
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
-        repo = repos_q.remove_repository(session=session, name=name, force=force)
-        path = mirror_path(settings, repo.id)
+        removed = repos_q.remove_repository(session=session, name=name, force=force)
+        path = mirror_path(settings, removed.id)
     shutil.rmtree(path, ignore_errors=True)
     Path(path).with_name(f"{Path(path).name}.forge-lock").unlink(missing_ok=True)  # the mirror's write lock
-    return name
+    return RepoRemoved(removed=removed.name, url=removed.url, compositions_removed=removed.compositions_removed,
+                       compositions_kept=removed.compositions_kept, offered_elsewhere=removed.offered_elsewhere)

@@ -1,0 +1,117 @@
+"""A registered repository's life after `repo add`: `repo rm` takes the compositions synced from
+it along (real git, real database, the real CLI for rm; sync through the plain services)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+
+from tests.catalogs.conftest import js, md
+from tests.cli.helpers import cli
+from tests.lock.conftest import Library, lib  # noqa: F401  (the fixture)
+
+
+def marketplace(name: str, plugins: list[str]) -> dict[str, str | bytes | None]:
+    """A marketplace whose plugins (one command each) become compositions of the same names."""
+    files: dict[str, str | bytes | None] = {".claude-plugin/marketplace.json": js({
+        "name": name, "owner": {"name": "Acme"},
+        "plugins": [{"name": p, "source": f"./plugins/{p}"} for p in plugins]})}
+    for p in plugins:
+        files[f"plugins/{p}/.claude-plugin/plugin.json"] = js({"name": p, "version": "1.0.0"})
+        files[f"plugins/{p}/commands/{p}-run.md"] = md(f"description: Run {p}\n", f"Run {p}.\n")
+    return files
+
+
+def root_plugin(name: str, command: str, version: str = "2.0.0") -> dict[str, str | bytes | None]:
+    """A repository that is one Claude plugin (its root .claude-plugin/plugin.json)."""
+    return {".claude-plugin/plugin.json": js({"name": name, "version": version}),
+            f"commands/{command}.md": md(f"description: {command}\n", f"{command}.\n")}
+
+
+def compositions(lib: Library) -> dict[str, str | None]:  # noqa: F811
+    return dict(lib.q("SELECT name, source_repo FROM compositions ORDER BY name"))
+
+
+def import_composition(tmp_path: Path, name: str) -> None:
+    from agentforge.services.compose import import_file
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "forge.dev/v1", "kind": "Composition",
+                                    "metadata": {"name": name, "version": "1.0.0"}, "spec": {}}))
+    import_file(path)
+
+
+def sync_results(names: list[str] | None = None) -> dict[str, object]:
+    from agentforge.services import sync as svc
+
+    plan = svc.check_and_record(names)
+    results = svc.plan_results(plan) + [svc.sync_repository(i, remote=plan.remote.get(i)) for i in plan.to_sync]
+    return {r.name: r for r in results}
+
+
+# --- repo rm ------------------------------------------------------------------------------------
+
+
+def test_repo_rm_removes_the_compositions_synced_from_it(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    """The plugins of a removed marketplace do not linger as compositions (compose lock would
+    then fail on components no registered repository offers); a composition from a file stays,
+    and another repository's composition of a removed name is stored by its next sync."""
+    mkt = lib.repo("mkt", files=marketplace("mkt", ["alpha", "beta"]), tag=None)
+    second = lib.repo("second", files=root_plugin("alpha", "other"), tag=None, register=False)
+    lib.register(second)
+    lib.sync()
+    import_composition(tmp_path, "mine")
+    assert compositions(lib) == {"alpha": mkt.url, "beta": mkt.url, "mine": None}
+
+    res = cli("--json", "repo", "rm", "mkt")
+    assert res.code == 0, res.out + res.err
+    done = res.json()
+    assert done["removed"] == "mkt" and done["compositions_removed"] == ["alpha", "beta"]
+    assert done["compositions_removed_count"] == 2 and done["compositions_kept"] == []
+    assert done["offered_elsewhere"] == {"alpha": ["second"]}
+    listed = cli("--json", "compose", "ls")
+    assert listed.code == 0 and [(c["name"], c["source"]) for c in listed.json()] == [("mine", "file")]
+
+    # second's remote did not move, yet its next sync reads it again and stores its alpha.
+    assert sync_results()["second"].status == "synced"  # type: ignore[attr-defined]
+    assert compositions(lib) == {"alpha": second.url, "mine": None}
+
+    res = cli("repo", "rm", "second")
+    assert res.code == 0, res.out + res.err
+    assert "Removed second and 1 composition synced from it: alpha" in res.out
+    assert compositions(lib) == {"mine": None}
+
+
+def test_repo_rm_refuses_compositions_with_instances_unless_forced(lib: Library) -> None:  # noqa: F811
+    """A composition with instances does not vanish with its repository: refused (exit 2, naming
+    the composition and its instances); with --force it is kept, since its instances and
+    deployments reference it (deleting it would cascade to them), and the others go."""
+    mkt = lib.repo("mkt", files=marketplace("mkt", ["alpha", "beta"]), tag=None)
+    lib.sync()
+    with lib.engine.begin() as conn:
+        instance = conn.execute(sa.text(
+            "INSERT INTO composition_instances (composition_id, name, config, status, environment) "
+            "SELECT id, 'prod', '{}', 'STOPPED', 'production' FROM compositions WHERE name = 'alpha' RETURNING id"
+        )).scalar_one()
+        conn.execute(sa.text(
+            "INSERT INTO deployments (composition_id, instance_id, environment, lock_hash, lock_file, bundle_path, "
+            "status) SELECT composition_id, id, 'production', 'sha256:x', '{}', '/nowhere', 'SUPERSEDED' "
+            "FROM composition_instances WHERE id = :i"), {"i": instance})
+
+    refused = cli("repo", "rm", "mkt")
+    assert refused.code == 2, refused.out + refused.err
+    assert "alpha: alpha/prod (STOPPED)" in refused.err and "--force" in refused.err
+    assert "Traceback" not in refused.err + refused.out
+    assert lib.q("SELECT name FROM repositories") == [("mkt",)]
+    assert compositions(lib) == {"alpha": mkt.url, "beta": mkt.url}
+
+    forced = cli("--json", "repo", "rm", "mkt", "--force")
+    assert forced.code == 0, forced.out + forced.err
+    assert forced.json()["compositions_removed"] == ["beta"] and forced.json()["compositions_kept"] == ["alpha"]
+    assert lib.q("SELECT name FROM repositories") == []
+    assert compositions(lib) == {"alpha": mkt.url}
+    assert lib.q("SELECT count(*) FROM composition_instances")[0][0] == 1
+    assert lib.q("SELECT count(*) FROM deployments")[0][0] == 1
+
