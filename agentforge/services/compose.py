@@ -20,18 +20,23 @@ from agentforge.core.yamlio import load_document
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, ConfigError, Conflict, DeployError, DocumentError
 from agentforge.reader import CompositionRecord
-from models import Composition
+from models import Composition, Repository
 from models import compositions as comp_q
 
 
 def upsert_from_repository(*, session: Session, repository_url: str, commit: str,
-                           compositions: Sequence[CompositionRecord]) -> int:
+                           compositions: Sequence[CompositionRecord]) -> list[str]:
     """Compositions listed in a manifest at the tip: insert or refresh (local overrides kept).
 
-    A composition of the same name imported from a file or another repository is left alone.
+    Composition names are unique (``compositions.name``, as the design schema has it), so a
+    composition of the same name imported from a file or synced from another repository is left
+    alone, and this repository's is not stored. Returns one problem line for each composition
+    left out so (the sync reports them), naming both sources. The marketplace's pinned composition
+    of one of this repository's plugins (``sync --follow-external``, which took the name over on
+    purpose: ``metadata.external.repository`` is this repository) is no problem.
     """
     if not compositions:
-        return 0
+        return []
     rows: list[dict[str, Any]] = [
         dict(name=c.name, version=c.version, description=c.description, definition=c.definition,
              source_repo=repository_url, source_commit=commit)
@@ -45,8 +50,28 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
               "updated_at": sa.func.now()},
         where=(Composition.source_repo == stmt.excluded.source_repo),
     )
-    session.execute(stmt, rows)
-    return len(rows)
+    # RETURNING names the rows inserted or refreshed; a conflict whose WHERE fails returns nothing.
+    written = set(session.scalars(stmt.returning(Composition.name, sort_by_parameter_order=True), rows))
+    left_out = [c for c in compositions if c.name not in written]
+    if not left_out:
+        return []
+    holders = {name: (source, repo_name, external) for name, source, repo_name, external in session.execute(
+        sa.select(Composition.name, Composition.source_repo, Repository.name,
+                  Composition.definition["metadata"]["external"]["repository"].astext)
+        .outerjoin(Repository, Repository.url == Composition.source_repo)
+        .where(Composition.name.in_([c.name for c in left_out])))}
+    problems: list[str] = []
+    for c in left_out:
+        source, repo_name, external = holders.get(c.name, (None, None, None))
+        if external == repository_url:
+            continue  # the marketplace's pinned composition of this repository's plugin
+        taken_by = (f"the composition {c.name} synced from {source}" + (f" (repository {repo_name})" if repo_name
+                                                                       else "")
+                    if source else f"the composition {c.name} imported from a file")
+        where = f" (at {c.path})" if c.path not in ("", ".") else ""
+        problems.append(f"composition {c.name} {c.version}{where} of {repository_url} not stored: its name is taken "
+                        f"by {taken_by}; composition names are unique across repositories")
+    return problems
 
 
 # --- compositions from files, and what users do with them ---------------------------------------

@@ -475,6 +475,8 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         else:
             rows = existing
         problems.extend(flag_problems)
+        # Before the outcome is recorded: a composition left out (its name taken) is one of its problems.
+        problems.extend(_after_sync_hooks(session, target, tip, tip_snapshot))
         problems = [redact(p) for p in problems]
         changes = [(r.id, *flags[r.id]) for r in rows
                    if (list(r.release_tags), r.is_release, r.is_reused_version) != flags[r.id]]
@@ -491,7 +493,6 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             problems=problems, source_format=_source_format(fmt, tip_snapshot),
         )
         repos_q.mark_outdated_installed(session=session, repository_id=target.id)
-        _after_sync_hooks(session, target, tip, tip_snapshot)
         has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
                           commit=tip, message=message, problems=problems), has_forked
@@ -566,7 +567,7 @@ def _source_format(forced: str | None, tip: Snapshot) -> str:
     return str(detected) if detected else ("forge" if tip.manifest else "scan")
 
 
-def _after_sync_hooks(session: Any, target: RepoSyncTarget, tip: str, snapshot: Snapshot) -> None:
-    """Compositions listed in the manifest at the tip are upserted."""
-    compose.upsert_from_repository(session=session, repository_url=target.url, commit=tip,
-                                   compositions=snapshot.compositions)
+def _after_sync_hooks(session: Any, target: RepoSyncTarget, tip: str, snapshot: Snapshot) -> list[str]:
+    """Compositions listed in the manifest at the tip are upserted; the problems (those left out)."""
+    return compose.upsert_from_repository(session=session, repository_url=target.url, commit=tip,
+                                          compositions=snapshot.compositions)

@@ -115,3 +115,33 @@ def test_repo_rm_refuses_compositions_with_instances_unless_forced(lib: Library)
     assert lib.q("SELECT count(*) FROM composition_instances")[0][0] == 1
     assert lib.q("SELECT count(*) FROM deployments")[0][0] == 1
 
+# --- one composition name, two repositories -----------------------------------------------------
+
+
+def test_a_composition_whose_name_is_taken_is_reported_not_dropped(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    """Composition names are unique: a second repository's plugin of a taken name is not stored,
+    and its sync says so (in the result's problems and in sync_operations.error_message), naming
+    both repositories; a repository refreshing its own composition reports nothing."""
+    mkt = lib.repo("mkt", files=marketplace("mkt", ["alpha"]), tag=None)
+    lib.sync()
+    import_composition(tmp_path, "mine")
+    second = lib.repo("second", files=root_plugin("alpha", "other"), tag=None)
+    third = lib.repo("third", files=root_plugin("mine", "mine-run"), tag=None)
+
+    results = sync_results(["second", "third"])
+    (problem,) = [p for p in results["second"].problems if "alpha" in p]  # type: ignore[attr-defined]
+    assert f"composition alpha 2.0.0 of {second.url} not stored" in problem
+    assert f"taken by the composition alpha synced from {mkt.url} (repository mkt)" in problem
+    (file_problem,) = results["third"].problems  # type: ignore[attr-defined]
+    assert f"composition mine 2.0.0 of {third.url} not stored" in file_problem and "imported from a file" in file_problem
+    assert compositions(lib) == {"alpha": mkt.url, "mine": None}
+    stored = lib.q("SELECT o.error_message FROM sync_operations o JOIN repositories r ON r.id = o.repository_id "
+                   "WHERE r.name = 'second' AND o.error_message IS NOT NULL")
+    assert len(stored) == 1 and problem in stored[0][0]
+
+    lib.handles["mkt"].commit(files={"plugins/alpha/.claude-plugin/plugin.json": js({"name": "alpha",
+                                                                                      "version": "1.1.0"})})
+    results = sync_results(["mkt"])
+    assert results["mkt"].problems == []  # type: ignore[attr-defined]
+    assert lib.q("SELECT version FROM compositions WHERE name = 'alpha'") == [("1.1.0",)]
+
