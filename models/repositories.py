@@ -128,6 +128,67 @@ def add_repository(
     return repo, True
 
 
+@dataclass(frozen=True)
+class Retarget:
+    """What ``retarget_repository`` changed: (old, new) pairs, None when unchanged."""
+
+    branch: tuple[str, str] | None = None
+    source_format: tuple[str | None, str] | None = None
+    deleted_rows: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.branch is not None or self.source_format is not None
+
+
+def retarget_repository(*, session: Session, repository_id: uuid.UUID, default_branch: str | None,
+                        source_format: str | None) -> Retarget:
+    """`repo add` again with another ``--branch`` or ``--format``: record it, and reset the sync
+    checkpoint (``synced_refs``) so that the next sync reads the repository again even when no
+    ref moved (``plan_sync`` calls a repository unchanged when its refs equal the checkpoint).
+
+    ``default_branch``: the branch asked for (None: keep). ``source_format``: the forced format
+    as stored (``forced:<format>``; None: keep). Component rows read with another format than the
+    new one are stale: every row of the repository is then deleted (the next sync reads each
+    commit again, with the new format), which is refused (Conflict) while components of it are
+    installed. Rows all read with the new format already (it was the detected one) are kept.
+    Callers hold the repository's sync lock, so no sync writes rows of the old format meanwhile.
+    """
+    repo = session.scalar(sa.select(Repository).where(Repository.id == repository_id).with_for_update())
+    if repo is None:
+        raise NotFound("the repository was removed meanwhile", hint="`agentforge repo add URL` it again.")
+    branch = None
+    if default_branch and default_branch != repo.default_branch:
+        branch = (repo.default_branch, default_branch)
+        repo.default_branch = default_branch
+    new_format = None
+    deleted = 0
+    if source_format is not None and source_format != repo.source_format:
+        new_format = (repo.source_format, source_format)
+        # A row's reader: its catalog adapter's format, or the native one (forge, also when scanned).
+        reader = sa.func.coalesce(Component.metadata_["catalog_format"].astext, "forge")
+        stale = session.scalar(sa.select(sa.exists().where(
+            Component.repository_id == repository_id, reader != source_format.removeprefix("forced:"))))
+        if stale:
+            installed = sorted(set(session.scalars(sa.select(Component.name).where(
+                Component.repository_id == repository_id, Component.is_installed.is_(True)))))
+            if installed:
+                raise Conflict(
+                    f"repository {repo.name!r} has installed components, read with another format than "
+                    f"{source_format.removeprefix('forced:')}: {', '.join(installed)}",
+                    code="REPOSITORY_IN_USE",
+                    hint=f"A new --format makes their rows stale, so it is refused while they are installed: "
+                         f"`agentforge repo rm --force {repo.name}` (the installed folders stay on disk), then "
+                         f"add it again with the new --format.")
+            result = session.execute(sa.delete(Component).where(Component.repository_id == repository_id))
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+        repo.source_format = source_format
+    if branch is not None or new_format is not None:
+        repo.synced_refs = None
+    session.flush()
+    return Retarget(branch=branch, source_format=new_format, deleted_rows=deleted)
+
+
 def get_repository(*, session: Session, name: str) -> Repository:
     repo = session.scalar(sa.select(Repository).where(Repository.name == name))
     if repo is None:

@@ -44,6 +44,11 @@ def repo_add(
     engine()
     added = add_repository(url, name=name, type=type, branch=branch, allow_insecure=allow_insecure,
                            check=not no_check, format=format, untrusted=untrusted)
+    if added.changes:  # re-added with another --branch or --format
+        note = "" if added.trusted else " (untrusted)"
+        emit(added.model_dump(), f"Updated {added.name} → {added.url}: {'; '.join(added.changes)}; the next sync "
+                                 f"reads it{note}\nNext: agentforge sync {added.name}")
+        return
     verb = "Registered" if added.created else "Already registered:"
     extra = (f" (format {format}, forced)" if format else "") + ("" if added.trusted else " (untrusted)")
     emit(added.model_dump(), f"{verb} {added.name} → {added.url}{extra}\nNext: agentforge sync {added.name}")

@@ -35,6 +35,11 @@ class RepoAdded(BaseModel):
     created: bool
     format: str | None = None  # the forced catalog format, None: detected at each sync
     trusted: bool = True
+    branch: str | None = None  # the tracked branch
+    #: Re-adding a registered repository with another --branch or --format: what changed (one line
+    #: each, e.g. "branch main → dev"); the sync checkpoint was reset, so the next sync reads it.
+    changes: list[str] = []
+    deleted_rows: int = 0  # component rows read with the old format, deleted by a new --format
 
 
 def add_repository(raw_url: str, *, name: str | None = None, type: str | None = None, branch: str | None = None,
@@ -66,6 +71,7 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
         raise AgentForgeError(f"--type {type!r} is not one of tools, prompts, agents, compositions, mixed",
                               code="TYPE_INVALID",
                               hint="Leave --type out: a repository is 'mixed' by default.") from None
+    asked_branch = branch  # only an explicit --branch retargets a registered repository
     if check:
         outcome = ls_remote_many([url], credentials=credentials_for(url, settings),
                                  timeout=settings.git_timeout_seconds, allow_http=allow_insecure)[url]
@@ -79,16 +85,36 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
                                                                       for r in outcome.refs
                                                                       if r.startswith("refs/heads/")))[:300])
         branch = branch or outcome.default_branch
-    with session_scope(get_engine(settings)) as session:
+    forced = FORCED_PREFIX + format if format else None
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
         repo, created = repos_q.add_repository(session=session, name=repo_name, url=url, type=repo_type,
-                                               default_branch=branch,
-                                               source_format=FORCED_PREFIX + format if format else None)
-        if format and not created and repo.source_format != FORCED_PREFIX + format:
-            repo.source_format = FORCED_PREFIX + format  # re-adding with --format changes the forced one
+                                               default_branch=branch, source_format=forced)
         if untrusted:
             settings_q.set_trusted(session=session, user_id=current_user_id(), url=repo.url, trusted=False)
-        return RepoAdded(name=repo.name, url=repo.url, type=repo.type.value, created=created, format=format,
-                         trusted=not untrusted)
+        added = RepoAdded(name=repo.name, url=repo.url, type=repo.type.value, created=created, format=format,
+                          trusted=not untrusted, branch=repo.default_branch)
+        repo_id = repo.id
+        retarget = not created and ((asked_branch is not None and asked_branch != repo.default_branch)
+                                    or (forced is not None and forced != repo.source_format))
+    if not retarget:
+        return added
+    # Re-added with another --branch or --format. Under the sync lock: a sync running now must not
+    # record the old branch or write rows read with the old format after this change.
+    with repos_q.repository_sync_lock(engine, repo_id), session_scope(engine) as session:
+        done = repos_q.retarget_repository(session=session, repository_id=repo_id, default_branch=asked_branch,
+                                           source_format=forced)
+    if done.branch is not None:
+        added.changes.append(f"branch {done.branch[0]} → {done.branch[1]}")
+        added.branch = done.branch[1]
+    if done.source_format is not None:
+        old = done.source_format[0]
+        was = "not synced yet" if old is None else (old.removeprefix(FORCED_PREFIX) + (
+            " (forced)" if old.startswith(FORCED_PREFIX) else " (detected)"))
+        added.changes.append(f"format {was} → {format} (forced)" + (
+            f"; {done.deleted_rows} component rows read with the old format deleted" if done.deleted_rows else ""))
+    added.deleted_rows = done.deleted_rows
+    return added
 
 
 # --- `sync --follow-external` ------------------------------------------------------------------

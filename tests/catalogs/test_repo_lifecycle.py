@@ -1,5 +1,6 @@
 """A registered repository's life after `repo add`: `repo rm` takes the compositions synced from
-it along (real git, real database, the real CLI for rm; sync through the plain services)."""
+it along, and `repo add` again with another --branch or --format makes the next sync read it
+again (real git, real database, the real CLI for rm/add; sync through the plain services)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ def test_repo_rm_refuses_compositions_with_instances_unless_forced(lib: Library)
     assert lib.q("SELECT count(*) FROM composition_instances")[0][0] == 1
     assert lib.q("SELECT count(*) FROM deployments")[0][0] == 1
 
+
 # --- one composition name, two repositories -----------------------------------------------------
 
 
@@ -145,3 +147,74 @@ def test_a_composition_whose_name_is_taken_is_reported_not_dropped(lib: Library,
     assert results["mkt"].problems == []  # type: ignore[attr-defined]
     assert lib.q("SELECT version FROM compositions WHERE name = 'alpha'") == [("1.1.0",)]
 
+
+# --- repo add again with another --branch or --format --------------------------------------------
+
+
+def test_readd_with_another_branch_tracks_it_and_the_next_sync_reads_it(lib: Library) -> None:  # noqa: F811
+    handle = lib.repo("second", files=root_plugin("alpha", "other"), tag=None)
+    handle.commit(files={"commands/devonly.md": md("description: dev\n", "Dev.\n")}, push=False)
+    handle.create_branch("dev")
+    handle.git("reset", "-q", "--hard", "HEAD~1")  # main stays at the first commit
+    lib.sync()
+    assert {r[0] for r in lib.q("SELECT name FROM components WHERE is_release")} == {"other"}
+
+    res = cli("--json", "repo", "add", handle.url, "--branch", "dev")
+    assert res.code == 0, res.out + res.err
+    assert res.json()["changes"] == ["branch main → dev"] and res.json()["branch"] == "dev"
+    assert res.json()["created"] is False
+    assert lib.q("SELECT default_branch FROM repositories") == [("dev",)]
+    # No ref moved upstream, yet the next sync reads the repository (its checkpoint was reset).
+    result = sync_results(["second"])["second"]
+    assert result.status == "synced" and "on dev" in result.message, result  # type: ignore[attr-defined]
+    assert {r[0] for r in lib.q("SELECT name FROM components WHERE is_release")} == {"other", "devonly"}
+    assert sync_results(["second"])["second"].status == "unchanged"  # type: ignore[attr-defined]
+
+    again = cli("--json", "repo", "add", handle.url, "--branch", "dev")
+    assert again.code == 0 and again.json()["changes"] == []
+    plain = cli("--json", "repo", "add", handle.url)  # no --branch: the tracked branch stays
+    assert plain.code == 0 and plain.json()["changes"] == [] and plain.json()["branch"] == "dev"
+    back = cli("repo", "add", handle.url, "--branch", "main")
+    assert back.code == 0, back.out + back.err
+    assert "Updated second → " in back.out and "branch dev → main; the next sync reads it" in back.out
+
+
+def test_readd_with_another_format_rereads_and_refuses_while_installed(lib: Library) -> None:  # noqa: F811
+    files = {**marketplace("both", ["alpha"]),
+             "skills/lint/SKILL.md": md("name: lint\ndescription: Lint things\n", "Lint.\n")}
+    handle = lib.repo("both", files=files, tag=None)  # detected: claude-marketplace
+    lib.sync()
+    assert {r[0] for r in lib.q("SELECT name FROM components")} == {"alpha-run"}
+
+    res = cli("--json", "repo", "add", handle.url, "--format", "agent-skills")
+    assert res.code == 0, res.out + res.err
+    assert res.json()["changes"] == ["format claude-marketplace (detected) → agent-skills (forced); "
+                                     "1 component rows read with the old format deleted"]
+    assert res.json()["deleted_rows"] == 1 and lib.q("SELECT count(*) FROM components") == [(0,)]
+    assert sync_results(["both"])["both"].status == "synced"  # type: ignore[attr-defined]
+    assert {r[0] for r in lib.q("SELECT name FROM components")} == {"lint"}
+    assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
+
+    with lib.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE components SET is_installed = true WHERE name = 'lint'"))
+    refused = cli("repo", "add", handle.url, "--format", "claude-marketplace")
+    assert refused.code == 2, refused.out + refused.err
+    assert "REPOSITORY_IN_USE" in refused.err and "installed components" in refused.err and "lint" in refused.err
+    assert "agentforge repo rm --force both" in refused.err and "Traceback" not in refused.err
+    assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
+    assert lib.q("SELECT name FROM components") == [("lint",)]
+    assert sync_results(["both"])["both"].status == "unchanged"  # type: ignore[attr-defined]
+
+
+def test_forcing_the_detected_format_keeps_the_rows(lib: Library) -> None:  # noqa: F811
+    handle = lib.repo("skills", files={"skills/lint/SKILL.md": md("name: lint\ndescription: Lint\n", "Lint.\n")},
+                      tag=None)
+    lib.sync()
+    with lib.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE components SET is_installed = true"))
+    res = cli("--json", "repo", "add", handle.url, "--format", "agent-skills")
+    assert res.code == 0, res.out + res.err
+    assert res.json()["changes"] == ["format agent-skills (detected) → agent-skills (forced)"]
+    assert res.json()["deleted_rows"] == 0 and lib.q("SELECT name, is_installed FROM components") == [("lint", True)]
+    assert sync_results(["skills"])["skills"].status == "synced"  # type: ignore[attr-defined]
+    assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
