@@ -890,27 +890,30 @@ class _CatalogReader:
     # ---- naming, references, records
 
     def assign_names(self) -> None:
-        """Final names, unique per kind (FORMATS §6 "Names").
+        """Final names, unique in the repository, whatever the kind (FORMATS §6 "Names": a lock
+        and every lookup name a component by repository and name, so an Agent and a Prompt
+        called the same could not both be locked).
 
         A component whose own name (frontmatter ``name`` or file name, normalised) no other
-        component of its kind has keeps it. Components sharing one are namespaced by their plugin
+        component has keeps it. Components sharing one are namespaced by their plugin
         (``plugin--name``; outside a plugin by their parent folder). A namespaced name is made up,
         so it never takes a name from a component that has it as its own: when it would (or when
         two namespaced names meet), ``-2``, ``-3``… is added to the made-up one, and a problem
         says so.
         """
-        by_key: dict[tuple[str, str], list[_Found]] = defaultdict(list)
+        by_key: dict[str, list[_Found]] = defaultdict(list)
         for item in self.found:
-            by_key[(item.kind, item.base_name)].append(item)
-        own: dict[tuple[str, str], _Found] = {}  # names components have as their own, kept as they are
+            by_key[item.base_name].append(item)
+        own: dict[str, _Found] = {}  # names components have as their own, kept as they are
         shared: list[tuple[str, str, list[_Found]]] = []
-        for (kind, base), group in sorted(by_key.items()):
+        for base, group in sorted(by_key.items()):
             if len(group) == 1:
                 group[0].name = base
-                own[(kind, base)] = group[0]
+                own[base] = group[0]
             else:
-                shared.append((kind, base, sorted(group, key=lambda i: (i.source_file, i.original_name))))
-        taken: dict[tuple[str, str], _Found] = dict(own)
+                kinds = sorted({i.kind for i in group})
+                shared.append(("/".join(kinds), base, sorted(group, key=lambda i: (i.source_file, i.original_name))))
+        taken: dict[str, _Found] = dict(own)
         for kind, base, group in shared:
             for item in group:
                 if item.plugin is not None:
@@ -920,24 +923,24 @@ class _CatalogReader:
                     wanted = namespaced(normalise_name(parent) or "root", base)
                 item.name = wanted
                 number = 1
-                while (kind, item.name) in taken:
+                while item.name in taken:
                     number += 1
                     suffix = f"-{number}"
                     item.name = wanted[: 100 - len(suffix)].rstrip("._-") + suffix
                 if item.name != wanted:
-                    holder = taken[(kind, wanted)]
-                    whose = ("its own name" if own.get((kind, wanted)) is holder
+                    holder = taken[wanted]
+                    whose = ("its own name" if own.get(wanted) is holder
                              else "namespaced the same way")
                     self.problem(f"warning: {item.source_file}{self.at}: {kind} name {wanted!r} (namespaced) is "
                                  f"already the name of {holder.source_file} ({whose}); this one is named "
                                  f"{item.name!r} instead")
-                taken[(kind, item.name)] = item
+                taken[item.name] = item
             self.problem(f"{kind} name {base!r} is used by {len(group)} components; namespaced as "
                          + ", ".join(f"{i.name} ({i.source_file})" for i in group))
-        final: dict[tuple[str, str], _Found] = {}
+        final: dict[str, _Found] = {}
         kept: list[_Found] = []
         for item in sorted(self.found, key=lambda i: (i.source_file, i.original_name)):
-            key = (item.kind, item.name)
+            key = item.name
             if key in final:  # not reached by the rules above; kept as a guard for the database's uniqueness
                 self.problem(f"{item.source_file}{self.at}: {item.kind} name {item.name!r} is also used by "
                              f"{final[key].source_file}; this one is skipped")

@@ -198,3 +198,22 @@ def test_an_accepted_moved_tag_releases_the_new_commit_at_the_tags_version(lib: 
     rows = lib.q("SELECT commit_hash, version, is_release FROM components WHERE name = 'cmv' ORDER BY is_release")
     released = [(c, v) for c, v, rel in rows if rel]
     assert released == [(second, "1.0.0")], rows
+
+
+def test_an_agent_and_a_prompt_named_alike_are_both_kept_and_lockable(lib: Library, tmp_path: Path) -> None:  # noqa: F811
+    """Names are unique in a catalog repository whatever the kind: a lock names a component by
+    repository and name. A chat mode and an agent both called 'planner' were stored under one
+    name (one marked a 'reused version'), and locking a prompt that uses the agent failed with a
+    bogus LOCK_MISMATCH."""
+    lib.repo("cop", tag="v1.0.0", files={
+        ".github/chatmodes/planner.chatmode.md": md("description: plan mode\n", "Plan.\n"),
+        ".github/agents/planner.agent.md": md("name: Planner\ndescription: plans\n", "I plan.\n"),
+        ".github/prompts/gen-tests.prompt.md": md("description: tests\nagent: planner\n", "Write tests.\n"),
+    })
+    lib.sync()
+    rows = sorted(tuple(r) for r in lib.q("SELECT name, type::text, is_reused_version FROM components"))
+    assert rows == [("agents--planner", "AGENT", False), ("chatmodes--planner", "PROMPT", False),
+                    ("gen-tests", "PROMPT", False)], rows
+    out, target = _lock_and_install("gen-tests", tmp_path)
+    assert "agents--planner" in out.text and "kind: Agent" in out.text
+    assert (target / "agents--planner").exists() or any(p.name == "agents--planner" for p in target.rglob("*"))
