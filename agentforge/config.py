@@ -76,8 +76,8 @@ class TomlFileSource(PydanticBaseSettingsSource):
                        else ""),
                     code="CONFIG_KEY_UNKNOWN",
                     hint=(f"Did you mean {close[0]!r}? " if close else "")
-                    + "The settings are listed in the README (Configuration) and by `agentforge config ls`; "
-                      "free-form keys go in a [custom] table.",
+                    + "The settings are the fields of the README's Configuration table and the keys "
+                      "`agentforge config ls` lists; free-form keys go in a [custom] table.",
                 )
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

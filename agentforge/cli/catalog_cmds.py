@@ -87,9 +87,10 @@ def _matching(rows: list[Any], text: str) -> list[Any]:
     from agentforge.core.constraints import parse_constraint, sort_key
     from agentforge.errors import ConstraintError, NotFound
 
-    short = re.fullmatch(r"commit:([0-9a-fA-F]{7,39})", text.strip())
+    # commit:<7+ hex> (a prefix), or a bare full id (FORMATS §3: NAME@<40-hex> is that commit).
+    short = re.fullmatch(r"commit:([0-9a-fA-F]{7,40})|([0-9a-fA-F]{40})", text.strip())
     if short:
-        prefix = short.group(1).lower()
+        prefix = (short.group(1) or short.group(2)).lower()
         return sorted((r for r in rows if r.commit.startswith(prefix)),
                       key=lambda r: (r.is_release, sort_key(r.version)), reverse=True)
     try:

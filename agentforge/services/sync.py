@@ -409,6 +409,9 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
                            code="GIT_REF_NOT_FOUND", hint="Push a commit, or pick a branch with `repo add --branch`.")
         tags = {k: v for k, v in refs.items() if k.startswith("refs/tags/")}
         facts = _classify_tags(tags, stored.ledger, repository=target.name)
+        # Moved tags stay at their first commit (held back there until `repo accept-tag`): they
+        # keep that release visible but must not give a version where another tag also stands.
+        held = set(facts.moved) | {t for t, e in stored.ledger.items() if e.state == TagState.MOVED}
         problems = list(facts.problems)
         if branch != target.default_branch:
             problems.append(f"branch {target.default_branch} no longer exists upstream: following the remote's "
@@ -428,11 +431,11 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         snapshots: dict[str, Snapshot] = {}
         for commit in sorted(set(labels) - stored.known):
             snapshots[commit] = _tagged(read_catalog_snapshot(mirror, commit, label=labels[commit], format=fmt),
-                                        facts.tags_at.get(commit, []))
+                                        _versioning_tags(facts.tags_at.get(commit, []), held))
         # A known tip: its components are stored; only the manifest and compositions are re-read.
         tip_snapshot = snapshots.get(tip) or _tagged(
             read_catalog_snapshot(mirror, tip, label=branch, format=fmt, read_components=False),
-            facts.tags_at.get(tip, []))
+            _versioning_tags(facts.tags_at.get(tip, []), held))
         if tip_snapshot.fatal:
             raise AgentForgeError(tip_snapshot.fatal, code="MANIFEST_INVALID",
                                   hint="Fix the manifest on the default branch and push; then sync again.")
@@ -455,7 +458,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
 
     with session_scope(engine) as session:
         existing = repos_q.component_facts(session=session, repository_id=target.id)
-        if _retag_known_catalog_commits(session, target.id, existing, facts.tags_at, problems):
+        if _retag_known_catalog_commits(session, target.id, existing, facts.tags_at, problems, held=held):
             existing = repos_q.component_facts(session=session, repository_id=target.id)
         # Release flags are computed over the stored rows and the new ones together, so new rows
         # are inserted with their final flags and only stored rows whose flags change are updated.
@@ -500,7 +503,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
 
 def _retag_known_catalog_commits(session: Any, repository_id: uuid.UUID,
                                  existing: Sequence[repos_q.ComponentRowFacts], tags_at: Mapping[str, list[str]],
-                                 problems: list[str]) -> bool:
+                                 problems: list[str], *, held: frozenset[str] | set[str] = frozenset()) -> bool:
     """Catalog rows at commits read before whose release tags changed since (a tag pushed on an
     already-synced commit, a moved tag accepted, a tag deleted): their versions are derived again
     from the tags now there, as a first read would (the tag names the release; without one, the
@@ -523,7 +526,7 @@ def _retag_known_catalog_commits(session: Any, repository_id: uuid.UUID,
         rows = [row for row in all_rows if (row.metadata_ or {}).get("catalog_format")]
         records = [_as_first_read(row) for row in rows]
         snap = apply_release_tags(Snapshot(commit=commit, label=commit[:12], components=records),
-                                  tags_at.get(commit, []))
+                                  _versioning_tags(tags_at.get(commit, []), held))
         problems.extend(snap.problems)
         for row, rec in zip(rows, snap.components, strict=True):
             if (rec.version, rec.definition, rec.metadata) != (row.version, row.definition, row.metadata_ or {}):
@@ -548,6 +551,13 @@ def _as_first_read(row: Any) -> ComponentRecord:
         version = row.version
     return ComponentRecord(name=row.name, kind=row.type.value.title(), version=version, path=row.path,
                            definition=definition, schema=row.schema, metadata=metadata, tree_hash=row.tree_hash)
+
+
+def _versioning_tags(tags: Sequence[str], held: frozenset[str] | set[str]) -> list[str]:
+    """The tags that give versions at a commit: a held-back (moved, not accepted) tag only when no
+    other tag stands there, so accepting one tag never hands the commit another tag's held version."""
+    free = [t for t in tags if t not in held]
+    return free if free else list(tags)
 
 
 def _tagged(snapshot: Snapshot, tags: Sequence[str]) -> Snapshot:

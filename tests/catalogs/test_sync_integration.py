@@ -217,3 +217,23 @@ def test_an_agent_and_a_prompt_named_alike_are_both_kept_and_lockable(lib: Libra
     out, target = _lock_and_install("gen-tests", tmp_path)
     assert "agents--planner" in out.text and "kind: Agent" in out.text
     assert (target / "agents--planner").exists() or any(p.name == "agents--planner" for p in target.rglob("*"))
+
+
+def test_accepting_one_moved_tag_never_releases_another_ones_held_version(lib: Library) -> None:  # noqa: F811
+    """Two tags moved onto each other's commits; accepting one (v1.0.0 → c2) must release c2 as
+    1.0.0, not as the still-held s@1.2.0 that also stands there."""
+    handle = lib.repo("sk", files={"skills/s/SKILL.md": md("name: s\ndescription: d\n", "v1\n")}, tag="v1.0.0")
+    c1 = handle.commits[-1]
+    c2 = handle.commit({"skills/s/SKILL.md": md("name: s\ndescription: d\n", "v2\n")}, tags=["s@1.2.0"])
+    lib.sync()
+    handle.tag("s@1.2.0", c1, force=True)
+    lib.sync()
+    handle.tag("v1.0.0", c2, force=True)
+    lib.sync()
+    assert cli("repo", "accept-tag", "sk", "v1.0.0").code == 0
+    lib.sync()
+    rows = {c: (v, rel) for c, v, rel in lib.q("SELECT commit_hash, version, is_release FROM components "
+                                                 "WHERE name = 's'")}
+    assert rows[c2] == ("1.0.0", True), rows
+    held = lib.q("SELECT state::text FROM repository_tags WHERE tag = 's@1.2.0'")
+    assert held == [("MOVED",)]

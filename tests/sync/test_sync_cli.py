@@ -194,7 +194,7 @@ def test_show_takes_a_constraint_or_a_commit_prefix(env, factory, register) -> N
     run_sync()
     for ref, expected in (("a@^1", "1.1.0"), ("a@>=2", "2.0.0"), ("a@~1.0", "1.0.0"), ("a@latest", "2.0.0"),
                           ("a@tag:v1.1.0", "1.1.0"), (f"a@commit:{first[:8]}", "1.0.0"),
-                          (f"a@commit:{first}", "1.0.0"), ("a@1.1.0", "1.1.0")):
+                          (f"a@commit:{first}", "1.0.0"), (f"a@{first}", "1.0.0"), ("a@1.1.0", "1.1.0")):
         res = cli("--json", "show", ref)
         assert res.code == 0 and res.json()["version"] == expected, (ref, res.out, res.err)
     res = cli("show", "a@^3")
