@@ -25,7 +25,7 @@ from models import compositions as comp_q
 
 
 def upsert_from_repository(*, session: Session, repository_url: str, commit: str,
-                           compositions: Sequence[CompositionRecord]) -> list[str]:
+                           compositions: Sequence[CompositionRecord], prune: bool = False) -> list[str]:
     """Compositions listed in a manifest at the tip: insert or refresh (local overrides kept).
 
     Composition names are unique (``compositions.name``, as the design schema has it), so a
@@ -35,8 +35,10 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
     of one of this repository's plugins (``sync --follow-external``, which took the name over on
     purpose: ``metadata.external.repository`` is this repository) is no problem.
     """
+    problems = _drop_compositions_gone_from_tip(session, repository_url, {c.name for c in compositions}) \
+        if prune else []
     if not compositions:
-        return []
+        return problems
     rows: list[dict[str, Any]] = [
         dict(name=c.name, version=c.version, description=c.description, definition=c.definition,
              source_repo=repository_url, source_commit=commit)
@@ -54,13 +56,12 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
     written = set(session.scalars(stmt.returning(Composition.name, sort_by_parameter_order=True), rows))
     left_out = [c for c in compositions if c.name not in written]
     if not left_out:
-        return []
+        return problems
     holders = {name: (source, repo_name, external) for name, source, repo_name, external in session.execute(
         sa.select(Composition.name, Composition.source_repo, Repository.name,
                   Composition.definition["metadata"]["external"]["repository"].astext)
         .outerjoin(Repository, Repository.url == Composition.source_repo)
         .where(Composition.name.in_([c.name for c in left_out])))}
-    problems: list[str] = []
     for c in left_out:
         source, repo_name, external = holders.get(c.name, (None, None, None))
         if external == repository_url:
@@ -71,6 +72,26 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
         where = f" (at {c.path})" if c.path not in ("", ".") else ""
         problems.append(f"composition {c.name} {c.version}{where} of {repository_url} not stored: its name is taken "
                         f"by {taken_by}; composition names are unique across repositories")
+    return problems
+
+
+def _drop_compositions_gone_from_tip(session: Session, repository_url: str, at_tip: set[str]) -> list[str]:
+    """Compositions synced from this repository that its tip no longer lists (a plugin removed
+    upstream; the repository re-read with another ``--format``) are deleted, as ``repo rm`` deletes
+    them; one that has instances is kept (its instances and deployment history need it) and said so.
+    A marketplace's linked external plugins (``sync --follow-external``) are left to that command."""
+    linked = set(session.scalars(sa.select(Composition.name).where(
+        Composition.source_repo == repository_url,
+        Composition.definition["metadata"]["external"].isnot(None))))
+    gone = {name: refs for name, refs in comp_q.instances_by_composition(repository_url, session=session).items()
+            if name not in at_tip and name not in linked}
+    if not gone:
+        return []
+    removed = comp_q.delete_from_source(repository_url, session=session,
+                                        names=[name for name, refs in gone.items() if not refs])
+    problems = [f"composition {name} is no longer at the tip of {repository_url}: removed" for name in removed]
+    problems += [f"composition {name} is no longer at the tip of {repository_url}: kept, it has instances "
+                 f"({', '.join(refs)})" for name, refs in sorted(gone.items()) if refs]
     return problems
 
 

@@ -578,6 +578,7 @@ def _source_format(forced: str | None, tip: Snapshot) -> str:
 
 
 def _after_sync_hooks(session: Any, target: RepoSyncTarget, tip: str, snapshot: Snapshot) -> list[str]:
-    """Compositions listed in the manifest at the tip are upserted; the problems (those left out)."""
+    """Compositions listed in the manifest at the tip are upserted, and this repository's that it no
+    longer lists removed; the problems (those left out, removed or kept)."""
     return compose.upsert_from_repository(session=session, repository_url=target.url, commit=tip,
-                                          compositions=snapshot.compositions)
+                                          compositions=snapshot.compositions, prune=True)

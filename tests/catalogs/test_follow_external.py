@@ -169,6 +169,12 @@ def test_sync_follow_external_registers_syncs_and_pins(lib: Library, tmp_path: P
     res = cli("sync", "remote", env=prefect_env)
     assert res.code == 0 and "not stored" not in res.out, res.out  # the takeover was on purpose: no warning
     assert lib.q("SELECT source_repo, version FROM compositions WHERE name = 'remote'") == [(market.url, "1.0.0")]
+    # The marketplace moves on too: its sync removes compositions its tip no longer lists, never
+    # the external plugins `--follow-external` linked.
+    market.commit(files={"README.md": "moved on\n"})
+    res = cli("sync", "acme", env=prefect_env)
+    assert res.code == 0 and "no longer at the tip" not in res.out, res.out
+    assert {r[0] for r in lib.q("SELECT name FROM compositions")} == {"review", "remote", "sub"}
 
     # The table output names what happened to each external plugin.
     res = cli("sync", "--follow-external", "acme", env=prefect_env)

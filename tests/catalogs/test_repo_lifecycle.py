@@ -191,9 +191,14 @@ def test_readd_with_another_format_rereads_and_refuses_while_installed(lib: Libr
     assert res.json()["changes"] == ["format claude-marketplace (detected) → agent-skills (forced); "
                                      "1 component rows read with the old format deleted"]
     assert res.json()["deleted_rows"] == 1 and lib.q("SELECT count(*) FROM components") == [(0,)]
-    assert sync_results(["both"])["both"].status == "synced"  # type: ignore[attr-defined]
+    reread = sync_results(["both"])["both"]
+    assert reread.status == "synced"  # type: ignore[attr-defined]
     assert {r[0] for r in lib.q("SELECT name FROM components")} == {"lint"}
     assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
+    # The plugin composition the old format gave is gone with its components (compose lock on
+    # it would fail on a component no repository offers), and the sync says so.
+    assert compositions(lib) == {}
+    assert any("composition alpha is no longer at the tip" in p for p in reread.problems)  # type: ignore[attr-defined]
 
     with lib.engine.begin() as conn:
         conn.execute(sa.text("UPDATE components SET is_installed = true WHERE name = 'lint'"))
@@ -218,3 +223,21 @@ def test_forcing_the_detected_format_keeps_the_rows(lib: Library) -> None:  # no
     assert res.json()["deleted_rows"] == 0 and lib.q("SELECT name, is_installed FROM components") == [("lint", True)]
     assert sync_results(["skills"])["skills"].status == "synced"  # type: ignore[attr-defined]
     assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
+
+
+def test_a_plugin_removed_upstream_takes_its_composition_with_it(lib: Library) -> None:  # noqa: F811
+    """Compositions are what the tip lists: one whose plugin left the marketplace is removed by the
+    next sync; one with instances is kept, and the sync says why."""
+    handle = lib.repo("mkt", files=marketplace("mkt", ["alpha", "beta", "gamma"]), tag=None)
+    lib.sync()
+    assert set(compositions(lib)) == {"alpha", "beta", "gamma"}
+    with lib.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO composition_instances (composition_id, name, config, status, environment) "
+                             "SELECT id, 'prod', '{}', 'STOPPED', 'production' FROM compositions WHERE name = 'gamma'"))
+    handle.commit({".claude-plugin/marketplace.json": js({
+        "name": "mkt", "owner": {"name": "Acme"}, "plugins": [{"name": "alpha", "source": "./plugins/alpha"}]})})
+    result = sync_results(["mkt"])["mkt"]
+    assert set(compositions(lib)) == {"alpha", "gamma"}
+    problems = result.problems  # type: ignore[attr-defined]
+    assert any("composition beta is no longer at the tip" in p and "removed" in p for p in problems), problems
+    assert any("composition gamma is no longer at the tip" in p and "gamma/prod (STOPPED)" in p for p in problems)
