@@ -1329,7 +1329,7 @@ class RepositoryMirror:
 
     def escaping_symlinks(self, commit: str, folders: Mapping[str, str]) -> dict[str, list[str]]:
         """The symlinks below each folder (``{folder path: its tree id}`` at ``commit``) whose
-        target leaves the repository, by folder (repository paths, sorted); folders without any
+        target leaves the repository (or that loop), by folder (repository paths, sorted); folders without any
         are left out.
 
         Every folder's tree is walked together, a level per round trip, and a tree's symlinks
@@ -1354,11 +1354,17 @@ class RepositoryMirror:
         out: dict[str, list[str]] = {}
         for folder, tree in folders.items():
             base = "" if folder in ("", ".") else folder.rstrip("/") + "/"
-            escaping = [base + link for link in self._links_below[tree]
-                        if self.resolve_path(commit, base + link).escapes]
+            escaping = [base + link for link in self._links_below[tree] if self._escapes(commit, base + link)]
             if escaping:
                 out[folder] = escaping
         return out
+
+    def _escapes(self, commit: str, path: str) -> bool:
+        """The symlink at ``path`` leaves the repository, or cannot be followed (a loop)."""
+        try:
+            return self.resolve_path(commit, path).escapes
+        except GitError:
+            return True
 
     def list_files(self, commit: str, path: str) -> list[TreeEntry]:
         """Every file below the folder (recursive, sorted by relative path; as ``ls-tree -r -l``:

@@ -251,7 +251,7 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
             if links:
                 more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
                 snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): symlink {links[0]!r}{more} leaves "
-                                     f"the repository; component skipped")
+                                     f"the repository (or loops); component skipped")
             else:
                 kept.append(rec)
         snap.components = kept

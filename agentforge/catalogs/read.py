@@ -202,7 +202,11 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
             sizes[entry.path] = entry.size
             blob_ids[entry.path] = entry.sha
             continue
-        resolution = mirror.resolve_path(commit, entry.path)
+        try:
+            resolution = mirror.resolve_path(commit, entry.path)
+        except AgentForgeError:  # a symlink loop: refused like one leaving the tree, for its component only
+            escaping.add(entry.path)
+            continue
         if resolution.escapes:
             escaping.add(entry.path)
         elif resolution.kind == "blob":
@@ -477,7 +481,7 @@ class _CatalogReader:
                 continue
             escapes = self.listing.escapes_under(item.path) if item.path != item.source_file else []
             if escapes:
-                self.problem(f"{item.path}{self.at}: symlink {escapes[0]!r} leaves the repository; "
+                self.problem(f"{item.path}{self.at}: symlink {escapes[0]!r} leaves the repository (or loops); "
                              f"{item.catalog_type} skipped")
                 continue
             fallback = item.original_name or _stem(item.source_file)

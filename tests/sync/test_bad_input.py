@@ -91,7 +91,7 @@ def test_a_symlink_inside_a_component_that_leaves_the_repository_skips_that_comp
     result = run_sync().results["links"]
     assert result.status == "synced"
     assert {r[0] for r in q(env, "SELECT name FROM components")} == {"inside", "plain"}
-    skipped = [p for p in result.problems if "leaves the repository; component skipped" in p]
+    skipped = [p for p in result.problems if "leaves the repository (or loops); component skipped" in p]
     assert len(skipped) == 3, result.problems
     assert any("'abs'" in p and "tools/abs/passwd" in p for p in skipped)
     assert any("'up'" in p and "tools/up/root" in p for p in skipped)
@@ -116,3 +116,17 @@ def test_a_tool_and_a_prompt_may_share_a_name_and_both_are_released(env, factory
                                            "WHERE name = 'same'"))
     assert rows == [("PROMPT", True, False), ("TOOL", True, False)], (rows, result.problems)
     assert not any("reused version" in p for p in result.problems)
+
+
+def test_a_symlink_loop_fails_only_its_component(env, factory, register) -> None:
+    """A symlink pointing at itself (or a cycle) failed the whole repository's sync (exit 1,
+    MANIFEST_INVALID 'Too many levels of symlinks'); it is that component's problem only."""
+    files = {"x/p1/component.yaml": component_yaml("p1", "1.0.0"), "x/p1/loop": Symlink("loop"),
+             "x/p2/component.yaml": component_yaml("p2", "1.0.0"),
+             "x/p3/component.yaml": component_yaml("p3", "1.0.0"), "x/p3/a": Symlink("b"), "x/p3/b": Symlink("a")}
+    register(factory.create("loops", files=files, tag="v1.0.0"))  # no manifest: scanned
+    result = run_sync().results["loops"]
+    assert result.status == "synced", (result.status, result.message)
+    assert {r[0] for r in q(env, "SELECT name FROM components")} == {"p2"}
+    skipped = sorted(p for p in result.problems if "(or loops); component skipped" in p)
+    assert len(skipped) == 2 and "'p1'" in skipped[0] and "'p3'" in skipped[1], result.problems
