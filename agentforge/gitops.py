@@ -1352,19 +1352,34 @@ class RepositoryMirror:
         for root, links in found.items():
             self._links_below[root] = tuple(sorted(links))
         out: dict[str, list[str]] = {}
+        self.links_leaving_folder = {}
         for folder, tree in folders.items():
             base = "" if folder in ("", ".") else folder.rstrip("/") + "/"
-            escaping = [base + link for link in self._links_below[tree] if self._escapes(commit, base + link)]
+            escaping: list[str] = []
+            for link in self._links_below[tree]:
+                where = self._link_target(commit, base + link)
+                if where is None:
+                    escaping.append(base + link)
+                elif base and not (where + "/").startswith(base):
+                    self.links_leaving_folder.setdefault(folder, []).append((base + link, where))
             if escaping:
                 out[folder] = escaping
         return out
 
-    def _escapes(self, commit: str, path: str) -> bool:
-        """The symlink at ``path`` leaves the repository, or cannot be followed (a loop)."""
+    #: Set by ``escaping_symlinks``: folder → (symlink, the repository path it leads to) for the
+    #: symlinks that stay inside the repository but leave their folder (``export`` refuses them).
+    links_leaving_folder: dict[str, list[tuple[str, str]]]
+
+    def _link_target(self, commit: str, path: str) -> str | None:
+        """Where the symlink at ``path`` leads (a repository path; "" when it points at nothing);
+        None when it leaves the repository or cannot be followed (a loop)."""
         try:
-            return self.resolve_path(commit, path).escapes
+            resolution = self.resolve_path(commit, path)
         except GitError:
-            return True
+            return None
+        if resolution.escapes:
+            return None
+        return resolution.resolved if resolution.exists and resolution.resolved is not None else ""
 
     def list_files(self, commit: str, path: str) -> list[TreeEntry]:
         """Every file below the folder (recursive, sorted by relative path; as ``ls-tree -r -l``:

@@ -244,6 +244,14 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
     # follow it outside the tree (install refuses it): that component is reported and skipped here.
     trees = {rec.path: rec.tree_hash for rec in snap.components if rec.tree_hash}
     escaping = mirror.escaping_symlinks(commit, trees) if trees else {}
+    leaving = (getattr(mirror, "links_leaving_folder", None) or {}) if trees else {}  # set by that very call
+    for folder, links in sorted(leaving.items()):
+        if folder not in escaping:
+            link, target = links[0]
+            more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
+            leads = f"leads to {target!r}, outside the component's folder" if target else "points at nothing"
+            snap.problems.append(f"warning: {folder}{at}: symlink {link!r}{more} {leads}: `install` refuses it "
+                                 f"(only symlinks to files inside the folder install)")
     if escaping:
         kept: list[ComponentRecord] = []
         for rec in snap.components:
