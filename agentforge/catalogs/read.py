@@ -723,13 +723,18 @@ class _CatalogReader:
                     if path.endswith(".md") and path not in seen and posixpath.basename(path) != "README.md":
                         seen.add(path)
                         self.add_markdown(path, kind, catalog_type, plugin)
+        skill_files: list[str] = []
         for root in [at("skills"), *self._named_paths(plugin, "skills")]:
             for path in self.listing.under(root) + ([root] if root in self.listing.sizes else []):
                 if posixpath.basename(path) == "SKILL.md" and path not in seen:
                     seen.add(path)
-                    folder = posixpath.dirname(path)
-                    self.add_markdown(path, "Prompt", "skill", plugin, component_path=folder,
-                                      file_name=posixpath.basename(folder))
+                    skill_files.append(path)
+        nested = self.nested_skills(skill_files)  # files of the skill holding them, as in read_loose
+        for path in skill_files:
+            if path not in nested:
+                folder = posixpath.dirname(path)
+                self.add_markdown(path, "Prompt", "skill", plugin, component_path=folder,
+                                  file_name=posixpath.basename(folder))
         plugin.hooks = [p for p in [at("hooks/hooks.json"), *self._named_paths(plugin, "hooks")]
                         if p in self.listing.sizes]
         if isinstance(plugin.manifest.get("hooks"), dict):
@@ -785,7 +790,7 @@ class _CatalogReader:
 
     def read_loose(self) -> None:
         """Copilot files, Claude project files and skills anywhere in the tree."""
-        skill_folders: list[str] = []
+        skill_files: list[str] = []
         for path in self.listing.under(""):
             base = posixpath.basename(path)
             if self.listing.real_path(path) is not None:
@@ -797,7 +802,7 @@ class _CatalogReader:
             elif path == ".github/copilot-instructions.md":
                 self.add_markdown(path, "Prompt", "instructions", None, file_name="copilot-instructions")
             elif base == "SKILL.md":
-                skill_folders.append(posixpath.dirname(path))
+                skill_files.append(path)
                 folder = posixpath.dirname(path)
                 self.add_markdown(path, "Prompt", "skill", None, component_path=folder or ".",
                                   file_name=posixpath.basename(folder) or "skill")
@@ -807,32 +812,32 @@ class _CatalogReader:
                     self.add_markdown(path, "Agent", "agent", None)
                 elif parent == ".claude/commands":
                     self.add_markdown(path, "Prompt", "command", None)
-        # A skill inside another skill's folder is one of its files (a warning says so). Its
-        # ancestors are looked up in a set (a scan of every skill per skill was quadratic); a skill
-        # at the root ("" or ".") holds every other skill, and is not inside itself.
-        folders = {"" if f in ("", ".") else f for f in skill_folders}
+        nested = self.nested_skills(skill_files)
+        if nested:
+            self.found = [item for item in self.found if item.source_file not in nested]
 
-        def outer(item: _Found) -> str | None:
-            """The outermost skill folder holding ``item``'s folder, if any (that skill is the one kept)."""
-            folder = "" if item.path in ("", ".") else item.path
-            found = None
+    def nested_skills(self, skill_files: list[str]) -> set[str]:
+        """The SKILL.md files among ``skill_files`` that are inside another one's folder (FORMATS §6
+        "Skills inside skills"), each warned of: a file of the outermost skill holding it, not a
+        skill of its own. ``skill_files`` are the candidates of one scope (the loose tree, or one
+        plugin's skill folders); the caller drops what is returned.
+
+        Ancestors are looked up in a set (a scan of every skill per skill was quadratic); a skill
+        at the root (its folder "") holds every other skill, and is not inside itself.
+        """
+        folders = {posixpath.dirname(path) for path in skill_files}
+        swallowed: dict[str, list[str]] = defaultdict(list)  # outer skill folder -> nested SKILL.md files
+        for path in skill_files:
+            folder, holder = posixpath.dirname(path), None
             while folder:
                 folder = posixpath.dirname(folder)
                 if folder in folders:
-                    found = folder
-            return found
-
-        swallowed: dict[str, list[str]] = defaultdict(list)  # outer skill folder -> nested SKILL.md files
-        kept: list[_Found] = []
-        for item in self.found:
-            holder = outer(item) if item.catalog_type == "skill" else None
-            if holder is None:
-                kept.append(item)
-            else:
-                swallowed[holder].append(item.source_file)
-        self.found = kept
+                    holder = folder  # the outermost one wins: it is the skill kept
+            if holder is not None:
+                swallowed[holder].append(path)
         for holder, files in sorted(swallowed.items()):
             self.report_swallowed(holder, files)
+        return {path for files in swallowed.values() for path in files}
 
     def report_swallowed(self, holder: str, files: list[str]) -> None:
         """Warn of the SKILL.md files inside the skill folder ``holder``: a line each, or one line

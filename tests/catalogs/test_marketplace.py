@@ -274,6 +274,49 @@ def test_plugin_listed_twice(factory, open_mirror):
         "p2--rev (p2/agents/rev.md)"]
 
 
+def test_nested_skills_in_a_plugin_are_warned_of(factory, open_mirror):
+    """In a plugin too, a SKILL.md inside another skill's folder is a file of the outermost skill
+    holding it (FORMATS §6 "Skills inside skills"), with read_loose's warning; it used to be a
+    skill of its own whose files were also the outer skill's. An agents/ folder inside a skill
+    folder is the skill's files, not agents of the plugin."""
+    tail = "; it is a file of that skill, not a skill of its own"
+    repo = factory.create("nested-plugin", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [{"name": "p1", "source": "./plugins/p1"},
+                                                                       {"name": "p2", "source": "./plugins/p2"}]}),
+        # p1 names an extra skills folder inside rev's: the SKILL.md there is found twice, warned of once.
+        "plugins/p1/.claude-plugin/plugin.json": js({"name": "p1", "skills": ["./skills/rev/deep"]}),
+        "plugins/p1/skills/rev/SKILL.md": md("name: rev\n"),
+        "plugins/p1/skills/rev/deep/inner/SKILL.md": md("name: inner\n"),
+        "plugins/p1/skills/rev/agents/helper.md": md("name: helper\n"),
+        "plugins/p1/skills/lint/SKILL.md": md("name: lint\n"),
+        "plugins/p2/skills/rev/SKILL.md": md("name: rev\n"),  # same layout in another plugin: not nested
+    })
+    commit = repo.commits[-1]
+    snap = read_catalog_snapshot(open_mirror(repo), commit, label="v1", validate=True)
+    assert sorted((c.name, c.path) for c in snap.components) == [
+        ("lint", "plugins/p1/skills/lint"), ("p1--rev", "plugins/p1/skills/rev"),
+        ("p2--rev", "plugins/p2/skills/rev")]
+    deps = {c.name: c.definition["spec"]["dependencies"] for c in snap.compositions}
+    assert deps["p1"] == {"prompts": [{"name": "lint", "version": f"commit:{commit}"},
+                                      {"name": "p1--rev", "version": f"commit:{commit}"}]}
+    assert [p for p in snap.problems if "inside the folder" in p] == [
+        "warning: plugins/p1/skills/rev/deep/inner/SKILL.md@v1: inside the folder of the skill "
+        f"'plugins/p1/skills/rev' (plugins/p1/skills/rev/SKILL.md){tail}"]
+    assert snap.manifest["catalog"]["counts"] == {"plugin": 2, "skill": 3}
+    # A single plugin at the root, many nested: the one line with a count, as for loose skills.
+    one = factory.create("nested-root-plugin", files={
+        ".claude-plugin/plugin.json": js({"name": "solo"}),
+        "skills/big/SKILL.md": md("name: big\n"),
+        **{f"skills/big/refs/r{i}/SKILL.md": md(f"name: r{i}\n") for i in range(7)},
+    })
+    snap = read_catalog_snapshot(open_mirror(one), one.commits[-1], label="main", validate=True)
+    assert [c.name for c in snap.components] == ["big"]
+    assert snap.problems == [
+        "warning: 7 SKILL.md files are inside the folder of the skill 'skills/big' (skills/big/SKILL.md)@main, "
+        "so they are files of that skill, not skills of their own: skills/big/refs/r0/SKILL.md, "
+        "skills/big/refs/r1/SKILL.md, skills/big/refs/r2/SKILL.md, and 4 more"]
+
+
 def test_entry_without_source_is_skipped(factory, open_mirror):
     repo = factory.create("nosrc", files={
         ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [{"name": "nosrc"},
