@@ -552,7 +552,7 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
                 hints.append(hint or f"register the repository that provides {name} (agentforge repo add …)")
                 detail["missing"] = message
             else:
-                available = self._versions_text(usable)
+                available = self._versions_text(usable, reqs)
                 parts.append(f"{name} has {available}: nothing matches {' and '.join(texts)}")
                 for c in held:
                     parts.append(f"{c.version} held back: {c.held_back}")
@@ -596,17 +596,28 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
         return (f"{name} has no release, only commits (no release tag covers it): lock it by reference, "
                 f'e.g. {name}@{ref} (version: "{ref}" in a dependency), or tag a release of it')
 
-    def _versions_text(self, usable: Sequence[Candidate]) -> str:
+    def _versions_text(self, usable: Sequence[Candidate], reqs: Sequence[_Requirement] = ()) -> str:
+        """What exists for a key, as far as ``reqs`` could choose it: version ranges choose only
+        releases, so commits that no release tag covers are then counted, not listed by version
+        (a "1.0.0 (commit …)" beside "nothing matches 1.0.0" reads like a contradiction)."""
         if not usable:
             return "no usable version"
+        listed = usable
+        unreleased = 0
+        if reqs and all(r.constraint is not None and r.constraint.kind not in _REF_KINDS for r in reqs):
+            listed = [c for c in usable if c.is_release]
+            unreleased = len(usable) - len(listed)
         shown = list(
             dict.fromkeys(
-                c.version if c.is_release else f"{c.version} (commit {c.commit[:12]})" for c in _by_version(usable)
+                c.version if c.is_release else f"{c.version} (commit {c.commit[:12]})" for c in _by_version(listed)
             )
         )
         if len(shown) > _MAX_LISTED_VERSIONS:
             shown = ["…", *shown[-_MAX_LISTED_VERSIONS:]]
-        return ", ".join(shown)
+        commits = f"{unreleased} commit{'s' if unreleased != 1 else ''} no release tag covers"
+        if not shown:
+            return f"no release (only {commits})"
+        return ", ".join(shown) + (f" and {commits}" if unreleased else "")
 
     # -- after a successful pass --------------------------------------------------------------
 

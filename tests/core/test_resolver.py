@@ -453,3 +453,24 @@ def test_large_chain_resolves_with_one_index_lookup_per_key(index: MemoryIndex) 
     assert max(index.lookups.values()) == 1
     assert result.packages[key(f"c{n - 1}")].resolution_path[-1] == f"{REPO}/c{n - 1}"
     assert len(result.packages[key(f"c{n - 1}")].resolution_path) == n + 1
+
+
+def test_a_range_conflict_lists_only_what_a_range_could_choose(index: MemoryIndex) -> None:
+    """Commits no release tag covers are counted, not listed by version: "s has 1.0.0 (commit …),
+    1.2.0: nothing matches 1.0.0" read as if 1.0.0 existed and did not match 1.0.0."""
+    index.add("s", "1.0.0", held_back="tag v1.0.0 moved from abc1234 to def5678")
+    index.add("s", "1.0.0", is_release=False, commit="1" * 40)
+    index.add("s", "1.0.0", is_release=False, commit="2" * 40, branches=["main"])
+    index.add("s", "1.2.0")
+    with pytest.raises(ResolutionError) as info:
+        check_resolution(index, {"s": "1.0.0"}, expect={})
+    msg = info.value.message
+    assert "s has 1.2.0 and 2 commits no release tag covers: nothing matches 1.0.0" in msg, msg
+    assert "1.0.0 held back: tag v1.0.0 moved" in msg and "(commit " not in msg
+    with pytest.raises(ResolutionError) as info:  # a branch reference can choose a commit: listed as before
+        check_resolution(index, {"s": "branch:develop"}, expect={})
+    assert f"1.0.0 (commit {'1' * 12})" in info.value.message
+    index.add("t", "1.0.0", is_release=False, commit="3" * 40)
+    with pytest.raises(ResolutionError) as info:
+        check_resolution(index, {"t": "^1"}, expect={})
+    assert "t has no release (only 1 commit no release tag covers): nothing matches ^1" in info.value.message
