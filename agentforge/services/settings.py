@@ -240,10 +240,18 @@ def resolve(key: str, *, session: Session | None, flag: Any = None, user_id: str
             return Resolved(spec.name, spec.parse(spec.name, raw), "environment", spec.description)
         except ConfigError as exc:
             raise ConfigError(f"{spec.env}: {exc.message}", code=exc.code, hint=f"Fix or unset {spec.env}.") from None
+    values = read_config_file() if file_values is None else file_values
+    if spec.store == "secret":
+        # Where get_github_token takes the token from, in its order (never the value itself).
+        for variable in ("GITHUB_TOKEN", spec.env):
+            if os.environ.get(variable, "").strip():
+                return Resolved(spec.name, f"(set, from {variable})", "environment", spec.description)
+        file_key = spec.name.replace(".", "_")
+        if isinstance(values.get(file_key), str) and values[file_key].strip():
+            return Resolved(spec.name, "(set)", "config file", spec.description)
     present, value = _database_value(spec, session, user_id)
     if present:
         return Resolved(spec.name, value, "database", spec.description)
-    values = read_config_file() if file_values is None else file_values
     if spec.name in values and spec.store != "secret":
         try:
             return Resolved(spec.name, spec.parse(spec.name, values[spec.name]), "config file", spec.description)

@@ -185,3 +185,20 @@ def test_a_misspelt_or_mistyped_setting_is_named_with_its_source(clean_db: sa.En
     path.write_text("[github]\ntoken = 123456789\n")
     res = cli("repo", "ls", env=env)
     assert res.code == 2 and f"{path}: github_token" in res.err and "123456789" not in res.err
+
+
+def test_config_shows_where_the_github_token_comes_from_without_its_value(db_session: Session, config_file: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`config get/ls github.token` said '- (default)' while GITHUB_TOKEN or the file's
+    [github] token was in use; it now names that source, as get_github_token reads them."""
+    for name in ("GITHUB_TOKEN", "AGENTFORGE_GITHUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    r = svc.resolve("github.token", session=db_session, user_id="u1")
+    assert (r.value, r.source) == (None, "default")
+    config_file.write_text('[github]\ntoken = "ghp_fromthefile0123456789abcdefghij"\n')
+    r = svc.resolve("github.token", session=db_session, user_id="u1")
+    assert (r.value, r.source) == ("(set)", "config file")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_fromtheenv0123456789abcdefghijk")
+    r = svc.resolve("github.token", session=db_session, user_id="u1")
+    assert (r.value, r.source) == ("(set, from GITHUB_TOKEN)", "environment")
+    assert all("ghp_" not in str(x.value) for x in svc.resolve_all(session=db_session, user_id="u1"))
