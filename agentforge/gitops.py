@@ -490,6 +490,17 @@ class TreeEntry:
         return self.mode == MODE_EXECUTABLE
 
 
+@dataclass
+class SymlinksOut:
+    """What ``RepositoryMirror.symlinks_out_of`` found, by component folder."""
+
+    #: folder → symlinks (repository paths) leaving the repository, or looping.
+    of_repository: dict[str, list[str]] = field(default_factory=dict)
+    #: folder → (symlink, the repository path it leads to; "" when it points at nothing) for
+    #: symlinks that stay inside the repository but leave their folder.
+    of_folder: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class PathResolution:
     """Where a path leads inside a commit's tree, following symlinks the way a checkout would.
@@ -1327,10 +1338,10 @@ class RepositoryMirror:
                 raise GitError(f"Invalid object id {object_id!r}", code="GIT_OBJECT_INVALID")
         return dict(zip(unique, self._catfile().contents(unique), strict=True)) if unique else {}
 
-    def escaping_symlinks(self, commit: str, folders: Mapping[str, str]) -> dict[str, list[str]]:
-        """The symlinks below each folder (``{folder path: its tree id}`` at ``commit``) whose
-        target leaves the repository (or that loop), by folder (repository paths, sorted); folders without any
-        are left out.
+    def symlinks_out_of(self, commit: str, folders: Mapping[str, str]) -> SymlinksOut:
+        """The symlinks below each folder (``{folder path: its tree id}`` at ``commit``) that
+        leave the repository (or loop), and those that stay inside it but leave their folder
+        (``export`` refuses both); folders with none are left out, paths are repository paths.
 
         Every folder's tree is walked together, a level per round trip, and a tree's symlinks
         are listed once per tree id (trees are content-addressed): unchanged folders at later
@@ -1351,24 +1362,16 @@ class RepositoryMirror:
             level = below
         for root, links in found.items():
             self._links_below[root] = tuple(sorted(links))
-        out: dict[str, list[str]] = {}
-        self.links_leaving_folder = {}
+        out = SymlinksOut()
         for folder, tree in folders.items():
             base = "" if folder in ("", ".") else folder.rstrip("/") + "/"
-            escaping: list[str] = []
             for link in self._links_below[tree]:
                 where = self._link_target(commit, base + link)
                 if where is None:
-                    escaping.append(base + link)
+                    out.of_repository.setdefault(folder, []).append(base + link)
                 elif base and not (where + "/").startswith(base):
-                    self.links_leaving_folder.setdefault(folder, []).append((base + link, where))
-            if escaping:
-                out[folder] = escaping
+                    out.of_folder.setdefault(folder, []).append((base + link, where))
         return out
-
-    #: Set by ``escaping_symlinks``: folder → (symlink, the repository path it leads to) for the
-    #: symlinks that stay inside the repository but leave their folder (``export`` refuses them).
-    links_leaving_folder: dict[str, list[tuple[str, str]]]
 
     def _link_target(self, commit: str, path: str) -> str | None:
         """Where the symlink at ``path`` leads (a repository path; "" when it points at nothing);

@@ -38,7 +38,7 @@ class MirrorReader(Protocol):
     def tree_id(self, commit: str, path: str) -> str | None: ...
     def find_files(self, commit: str, filename: str, *, max_depth: int = 6) -> list[str]: ...
     def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> Any: ...
-    def escaping_symlinks(self, commit: str, folders: Mapping[str, str]) -> dict[str, list[str]]: ...
+    def symlinks_out_of(self, commit: str, folders: Mapping[str, str]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -243,8 +243,9 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
     # A symlink inside a component's folder that leaves the repository would make an install
     # follow it outside the tree (install refuses it): that component is reported and skipped here.
     trees = {rec.path: rec.tree_hash for rec in snap.components if rec.tree_hash}
-    escaping = mirror.escaping_symlinks(commit, trees) if trees else {}
-    leaving = (getattr(mirror, "links_leaving_folder", None) or {}) if trees else {}  # set by that very call
+    out = mirror.symlinks_out_of(commit, trees) if trees else None
+    escaping: dict[str, list[str]] = out.of_repository if out is not None else {}
+    leaving: dict[str, list[tuple[str, str]]] = out.of_folder if out is not None else {}
     for folder, links in sorted(leaving.items()):
         if folder not in escaping:
             link, target = links[0]
@@ -255,10 +256,10 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
     if escaping:
         kept: list[ComponentRecord] = []
         for rec in snap.components:
-            links = escaping.get(rec.path)
-            if links:
-                more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
-                snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): symlink {links[0]!r}{more} leaves "
+            out_links = escaping.get(rec.path)
+            if out_links:
+                more = f" (and {len(out_links) - 1} more)" if len(out_links) > 1 else ""
+                snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): symlink {out_links[0]!r}{more} leaves "
                                      f"the repository (or loops); component skipped")
             else:
                 kept.append(rec)
