@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,14 +57,20 @@ def find_composition(name: str, *, session: Session) -> Composition | None:
     return session.scalar(sa.select(Composition).where(Composition.name == name))
 
 
-def instances_by_composition(source_repo: str, *, session: Session) -> dict[str, list[str]]:
+def instances_by_composition(source_repo: str, *, session: Session, except_names: Collection[str] = (),
+                             synced_only: bool = False) -> dict[str, list[str]]:
     """The compositions synced from ``source_repo`` (``compositions.source_repo``), each with its
-    instances as ``composition/instance (STATUS)`` (an empty list: none)."""
-    rows = session.execute(
-        sa.select(Composition.name, CompositionInstance.name, CompositionInstance.status)
-        .outerjoin(CompositionInstance, CompositionInstance.composition_id == Composition.id)
-        .where(Composition.source_repo == source_repo)
-        .order_by(Composition.name, CompositionInstance.name)).all()
+    instances as ``composition/instance (STATUS)`` (an empty list: none). ``except_names`` are
+    left out; ``synced_only`` leaves out a marketplace's linked external plugins (``metadata.external``)."""
+    query = (sa.select(Composition.name, CompositionInstance.name, CompositionInstance.status)
+             .outerjoin(CompositionInstance, CompositionInstance.composition_id == Composition.id)
+             .where(Composition.source_repo == source_repo)
+             .order_by(Composition.name, CompositionInstance.name))
+    if except_names:
+        query = query.where(Composition.name.notin_(list(except_names)))
+    if synced_only:
+        query = query.where(Composition.definition["metadata"]["external"].is_(None))
+    rows = session.execute(query).all()
     out: dict[str, list[str]] = {}
     for composition, instance, status in rows:
         refs = out.setdefault(composition, [])

@@ -80,11 +80,7 @@ def _drop_compositions_gone_from_tip(session: Session, repository_url: str, at_t
     upstream; the repository re-read with another ``--format``) are deleted, as ``repo rm`` deletes
     them; one that has instances is kept (its instances and deployment history need it) and said so.
     A marketplace's linked external plugins (``sync --follow-external``) are left to that command."""
-    linked = set(session.scalars(sa.select(Composition.name).where(
-        Composition.source_repo == repository_url,
-        Composition.definition["metadata"]["external"].isnot(None))))
-    gone = {name: refs for name, refs in comp_q.instances_by_composition(repository_url, session=session).items()
-            if name not in at_tip and name not in linked}
+    gone = comp_q.instances_by_composition(repository_url, session=session, except_names=at_tip, synced_only=True)
     if not gone:
         return []
     removed = comp_q.delete_from_source(repository_url, session=session,
