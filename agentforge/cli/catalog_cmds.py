@@ -79,22 +79,12 @@ def _bare_name_choice(releases: list[str], held: list[str]) -> str | None:
     highest that is not a pre-release, else — only when no release that is not one exists, not
     even a held-back one (a moved tag must not silently hand over to a pre-release) — the highest
     pre-release; held-back versions are never picked."""
-    from agentforge.core.constraints import latest_version
+    from agentforge.core.constraints import is_stable_version, latest_version
 
     latest = latest_version(releases)
-    if latest is not None and not _is_stable(latest) and any(_is_stable(v) for v in held):
+    if latest is not None and not is_stable_version(latest) and any(is_stable_version(v) for v in held):
         return None
     return latest
-
-
-def _is_stable(version: str) -> bool:
-    """A version that is not a pre-release (text that is no version is not one either)."""
-    import semver
-
-    try:
-        return semver.Version.parse(version).prerelease is None
-    except (ValueError, TypeError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -148,7 +138,9 @@ def _constraint_or_none(text: str) -> Any:
 
 def _only_prereleases(rows: list[Any]) -> bool:
     """No release that is not a pre-release, not even a held-back one (the resolver's rule)."""
-    return not any((r.is_release or r.held_back) and _is_stable(r.version) for r in rows)
+    from agentforge.core.constraints import is_stable_version
+
+    return not any((r.is_release or r.held_back) and is_stable_version(r.version) for r in rows)
 
 
 def _allows(constraint: Any, row: Any, only_pre: bool, *, as_release: bool | None = None) -> bool:

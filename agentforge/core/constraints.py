@@ -44,6 +44,7 @@ __all__ = [
     "Constraint",
     "ConstraintKind",
     "TagVersion",
+    "is_stable_version",
     "latest_version",
     "parse_constraint",
     "parse_version",
@@ -134,6 +135,12 @@ def latest_version(versions: Iterable[str]) -> str | None:
         if best is None or rank > best:
             best, found = rank, text
     return found
+
+
+def is_stable_version(text: str) -> bool:
+    """A version that is not a pre-release (text that is no version is not one either)."""
+    v = _parse_or_none(text)
+    return v is not None and v.prerelease is None
 
 
 def _parse_or_none(text: str) -> semver.Version | None:
