@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from agentforge.errors import NotFound
 from models.enums import DeploymentStatus, InstanceStatus
+from models.jsonrows import encode_rows
 from models.tables import Composition, CompositionInstance, Deployment, LockHold
 
 _DEPLOY_LOCK_NAMESPACE = 0xDE91
@@ -89,6 +90,34 @@ def delete_from_source(source_repo: str, *, session: Session, names: Sequence[st
     deleted = session.scalars(sa.delete(Composition).where(
         Composition.source_repo == source_repo, Composition.name.in_(list(names))).returning(Composition.name))
     return sorted(deleted)
+
+
+_UPSERT_SYNCED_SQL = sa.text(
+    "INSERT INTO compositions (name, version, description, definition, source_repo, source_commit) "
+    "SELECT r.name, r.version, r.description, r.definition, CAST(:source_repo AS varchar), "
+    "CAST(:source_commit AS varchar) "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(name text, version text, description text, definition jsonb) "
+    "ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, description = EXCLUDED.description, "
+    "definition = EXCLUDED.definition, source_commit = EXCLUDED.source_commit, updated_at = now() "
+    "WHERE compositions.source_repo = EXCLUDED.source_repo "
+    "RETURNING name"
+)
+
+
+def upsert_synced(*, session: Session, source_repo: str, source_commit: str,
+                  rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert or refresh compositions synced from ``source_repo`` (rows of ``name``, ``version``,
+    ``description``, ``definition``) in one statement; a name held by another source (a file,
+    another repository) is left alone. The names written (inserted or refreshed).
+
+    The rows travel as one JSON parameter (``jsonrows.encode_rows``): a marketplace's 300
+    plugins took 60 ms through the ORM's bulk insert with RETURNING, a few ms so.
+    """
+    if not rows:
+        return set()
+    names = session.execute(_UPSERT_SYNCED_SQL, {"rows": encode_rows(rows), "source_repo": source_repo,
+                                                 "source_commit": source_commit}).scalars()
+    return set(names)
 
 
 def insert_composition(*, session: Session, name: str, version: str, description: str | None,

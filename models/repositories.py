@@ -6,16 +6,13 @@ Every function takes a keyword-only ``session``, flushes and never commits.
 from __future__ import annotations
 
 import contextlib
-import enum
-import json
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -34,6 +31,7 @@ from models.enums import (
     SyncOperationType,
     TagState,
 )
+from models.jsonrows import encode_rows
 from models.tables import Component, Repository, RepositoryTag, SyncOperation
 
 _SYNC_LOCK_NAMESPACE = 0x5EED
@@ -480,28 +478,12 @@ _INSERT_COMPONENTS = sa.text(_INSERT_SQL.format(rows=":rows"))
 INSERT_CHUNK_ROWS = 200
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, date):  # datetime too: ISO text, as orjson writes it
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in a component row")
-
-
 def _encode_rows(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as one JSON array, encoded with orjson (about 6× faster than ``json.dumps`` on
-    a catalog's definitions; UUIDs, enums and dates natively, non-string keys as strings, as
-    ``json`` writes them); ``json.dumps`` for what orjson refuses (integers over 64 bits)."""
-    payload = [
+    """The rows as one JSON array in ``_INSERT_COLUMNS`` order (``jsonrows.encode_rows``)."""
+    return encode_rows([
         {column: row.get("metadata_" if column == "metadata" else column) for column, _ in _INSERT_COLUMNS}
         for row in rows
-    ]
-    try:
-        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(payload, default=_json_default, ensure_ascii=False)
+    ])
 
 
 def insert_components(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:

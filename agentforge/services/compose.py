@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from agentforge.config import Settings
@@ -40,20 +39,10 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
     if not compositions:
         return problems
     rows: list[dict[str, Any]] = [
-        dict(name=c.name, version=c.version, description=c.description, definition=c.definition,
-             source_repo=repository_url, source_commit=commit)
+        dict(name=c.name, version=c.version, description=c.description, definition=c.definition)
         for c in compositions
     ]
-    stmt = insert(Composition)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Composition.name],
-        set_={"version": stmt.excluded.version, "description": stmt.excluded.description,
-              "definition": stmt.excluded.definition, "source_commit": stmt.excluded.source_commit,
-              "updated_at": sa.func.now()},
-        where=(Composition.source_repo == stmt.excluded.source_repo),
-    )
-    # RETURNING names the rows inserted or refreshed; a conflict whose WHERE fails returns nothing.
-    written = set(session.scalars(stmt.returning(Composition.name, sort_by_parameter_order=True), rows))
+    written = comp_q.upsert_synced(session=session, source_repo=repository_url, source_commit=commit, rows=rows)
     left_out = [c for c in compositions if c.name not in written]
     if not left_out:
         return problems
