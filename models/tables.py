@@ -143,12 +143,10 @@ class Component(Base):
     __tablename__ = "components"
     __table_args__ = (
         sa.UniqueConstraint("repository_url", "path", "commit_hash"),
+        # The design model's single-column indexes on type, is_installed, has_local_changes and
+        # sync_status are not created (migration 0202: redundant with the indexes below).
         sa.CheckConstraint("commit_hash ~ '^[a-f0-9]{40}$'", name="check_commit_hash"),
         sa.CheckConstraint("version ~ '^[0-9]+\\.[0-9]+\\.[0-9]+'", name="check_version_format"),
-        sa.Index("ix_components_type", "type"),
-        sa.Index("ix_components_is_installed", "is_installed"),
-        sa.Index("ix_components_has_local_changes", "has_local_changes"),
-        sa.Index("ix_components_sync_status", "sync_status"),
         sa.Index("idx_components_repo_path", "repository_url", "path"),
         sa.Index("idx_components_name_type", "name", "type"),
         sa.Index("idx_components_sync_status", "sync_status"),

@@ -140,6 +140,17 @@ def test_design_indexes_exist(db_session) -> None:
     assert expected <= names
 
 
+
+def test_redundant_component_indexes_are_not_created(db_session) -> None:
+    """Migration 0202: each of these repeats what a design index already answers, and every row a
+    sync writes paid for it (docs/database-schema.md "Indexes we do not create")."""
+    names = set(db_session.execute(sa.text(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'components'")).scalars())
+    assert names.isdisjoint({"ix_components_type", "ix_components_is_installed", "ix_components_has_local_changes",
+                             "ix_components_sync_status"})
+    assert {"idx_components_sync_status", "idx_components_installed_type", "idx_components_local_changes",
+            "idx_components_name_type"} <= names
+
 DESIGN_ENUMS = {
     "repo_type": ["TOOLS", "PROMPTS", "AGENTS", "COMPOSITIONS", "MIXED"],
     "repo_sync_status": ["NEVER_SYNCED", "SYNCED", "SYNC_FAILED", "SYNC_IN_PROGRESS", "OUTDATED"],
