@@ -3,9 +3,12 @@
     .venv/bin/python bench/sync.py                 # N=50, M=20, T=5
     .venv/bin/python bench/sync.py --quick         # N=5, M=4, T=2
     .venv/bin/python bench/sync.py -n 20 -m 10 -t 3
+    .venv/bin/python bench/sync.py --prefect-defaults   # against a stock Prefect server
 
 Measured in one run, with a warm Prefect API (``prefect server start`` on a free 127.0.0.1
-port, started first and timed separately) and a fresh database (``AGENTFORGE_DATABASE_URL``
+port, started first and timed separately, with the server settings docs/scale-out.md recommends:
+``deployments.prefect_server``; ``--prefect-defaults`` starts it with Prefect's stock settings)
+and a fresh database (``AGENTFORGE_DATABASE_URL``
 when set, else an embedded server under a temporary home; its start-up is not counted):
 
 - cold sync, the way ``agentforge sync`` runs it (``run_sync``: the batched ls-remote and its
@@ -77,10 +80,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_prefect(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+def start_prefect(home: Path, *, stock: bool = False) -> tuple[subprocess.Popen[bytes], str, float]:
+    """``prefect server start`` on a free port: with the settings docs/scale-out.md recommends
+    (``deployments.prefect_server.RECOMMENDED_SERVER_ENV``), or Prefect's own with ``stock``."""
+    from deployments.prefect_server import RECOMMENDED_SERVER_ENV
+
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "false"}
+    for name in RECOMMENDED_SERVER_ENV:
+        env.pop(name, None)
+    if not stock:
+        env.update(RECOMMENDED_SERVER_ENV)
     started = time.perf_counter()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
                              "127.0.0.1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
@@ -158,6 +169,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds of raw git + agentforge from nothing (figures: best of them; "
                              "default 3, 1 with --quick)")
+    parser.add_argument("--prefect-defaults", action="store_true",
+                        help="run the Prefect server with Prefect's stock settings instead of the ones "
+                             "docs/scale-out.md recommends (batched task-run recorder writes)")
     parser.add_argument("--profile", metavar="FILE",
                         help="write a pyinstrument HTML profile of the cold sync to FILE (needs pyinstrument)")
     args = parser.parse_args()
@@ -177,7 +191,7 @@ def main() -> None:
         build_s = time.perf_counter() - t0
         urls = [p.as_uri() for p in repos]
 
-        prefect_proc, api_url, prefect_start_s = start_prefect(work)
+        prefect_proc, api_url, prefect_start_s = start_prefect(work, stock=args.prefect_defaults)
         os.environ["PREFECT_API_URL"] = api_url
 
         from agentforge.cli.common import engine
@@ -293,6 +307,9 @@ def main() -> None:
         print(f"setup (not measured against goals): build repos {build_s:.2f} s, Prefect server start-up "
               f"{prefect_start_s:.2f} s, Prefect client start-up (imports + a first one-task flow run in this "
               f"process) {client_start_s:.2f} s, database ready {db_start_s:.2f} s")
+        print("Prefect server: " + ("Prefect's stock settings (--prefect-defaults)" if args.prefect_defaults else
+                                    "the settings docs/scale-out.md recommends (task-run recorder batched; "
+                                    "--prefect-defaults for Prefect's own)"))
         print(f"{args.rounds} rounds, each raw git then agentforge from nothing; best of the rounds "
               f"(median in brackets)\n")
         header = f"{'measure':<34}{'seconds':>9}{'baseline':>10}{'ratio':>8}{'goal':>7}  verdict"
