@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["encode_rows"]
+__all__ = ["encode_json", "encode_rows"]
 
 
 def _json_default(value: object) -> object:
@@ -37,3 +37,11 @@ def encode_rows(payload: Sequence[dict[str, Any]]) -> str:
         return orjson.dumps(list(payload), option=orjson.OPT_NON_STR_KEYS).decode()
     except orjson.JSONEncodeError:
         return json.dumps(list(payload), default=_json_default, ensure_ascii=False)
+
+
+def encode_json(value: Any) -> str:
+    """One value as JSON text (for a ``CAST(:param AS jsonb)``), as ``encode_rows`` encodes."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_json_default, ensure_ascii=False)

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from agentforge.errors import AlreadyExists, Conflict, NotFound
 from models import compositions as comp_q
 from models.enums import (
-    ComponentSyncStatus,
     RepoSyncStatus,
     RepoType,
     SyncDirection,
@@ -31,7 +30,7 @@ from models.enums import (
     SyncOperationType,
     TagState,
 )
-from models.jsonrows import encode_rows
+from models.jsonrows import encode_json, encode_rows
 from models.tables import Component, Repository, RepositoryTag, SyncOperation
 
 _SYNC_LOCK_NAMESPACE = 0x5EED
@@ -40,13 +39,6 @@ _SYNC_LOCK_NAMESPACE = 0x5EED
 def _lock_key(repository_id: uuid.UUID) -> int:
     # Two int4 keys: a namespace of ours and a stable hash of the repository id.
     return zlib.crc32(repository_id.bytes) & 0x7FFFFFFF
-
-
-def has_forked_installed(*, session: Session, repository_id: uuid.UUID) -> bool:
-    """Whether any installed component of the repository is FORKED (a published change may be merged)."""
-    return bool(session.scalar(sa.select(sa.exists().where(
-        Component.repository_id == repository_id, Component.is_installed.is_(True),
-        Component.sync_status == ComponentSyncStatus.FORKED))))
 
 
 @contextlib.contextmanager
@@ -317,12 +309,15 @@ def sync_targets(*, session: Session, names: Sequence[str] | None,
     ``ids`` narrows the query to those repositories (a per-repository task loads its own row,
     not the whole table); unknown ids are simply absent from the result.
     """
-    query = sa.select(Repository).order_by(Repository.name)
+    # Columns, not ORM entities: no identity map, no manifest loaded (a catalog's can be large).
+    t = Repository.__table__.c
+    query = sa.select(t.id, t.name, t.url, t.synced_refs, t.sync_status, t.is_active, t.next_sync_after,
+                      t.default_branch, t.source_format).order_by(t.name)
     if names:
-        query = query.where(Repository.name.in_(list(names)))
+        query = query.where(t.name.in_(list(names)))
     if ids is not None:
-        query = query.where(Repository.id.in_(list(ids)))
-    repos = list(session.scalars(query))
+        query = query.where(t.id.in_(list(ids)))
+    repos = list(session.execute(query))
     if names:
         missing = sorted(set(names) - {r.name for r in repos})
         if missing:
@@ -356,16 +351,31 @@ def recover_stale_in_progress(*, session: Session, repository_ids: Sequence[uuid
     return int(getattr(res, "rowcount", 0) or 0)
 
 
+_BEGIN_SYNC = sa.text(
+    "WITH repo AS (UPDATE repositories SET sync_status = 'SYNC_IN_PROGRESS', updated_at = now() WHERE id = :rid) "
+    "INSERT INTO sync_operations (id, repository_id, operation, status, direction, source_commit, started_at) "
+    "VALUES (:op, :rid, 'PULL_UPSTREAM', 'IN_PROGRESS', 'UPSTREAM_TO_LOCAL', :source, :started)"
+)
+
+
 def begin_sync(*, session: Session, repository_id: uuid.UUID, source_commit: str | None) -> uuid.UUID:
-    """Mark SYNC_IN_PROGRESS and open this run's sync_operations row; returns the row id."""
-    session.execute(sa.update(Repository).where(Repository.id == repository_id)
-                    .values(sync_status=RepoSyncStatus.SYNC_IN_PROGRESS))
+    """Mark SYNC_IN_PROGRESS and open this run's sync_operations row (one statement); the row id."""
     op_id = uuid.uuid4()
-    session.execute(sa.insert(SyncOperation).values(
-        id=op_id, repository_id=repository_id, operation=SyncOperationType.PULL_UPSTREAM,
-        status=SyncOperationStatus.IN_PROGRESS, direction=SyncDirection.UPSTREAM_TO_LOCAL,
-        source_commit=source_commit, started_at=datetime.now(UTC)))
+    session.execute(_BEGIN_SYNC, {"op": op_id, "rid": repository_id, "source": source_commit,
+                                  "started": datetime.now(UTC)})
     return op_id
+
+
+_FINISH_SYNC = sa.text(
+    "WITH repo AS (UPDATE repositories SET sync_status = 'SYNCED', last_sync = :now, last_error = NULL, "
+    "failure_count = 0, next_sync_after = NULL, synced_refs = CAST(:refs AS jsonb), source_format = :format, "
+    "default_branch = COALESCE(:branch, default_branch), "
+    "manifest = CASE WHEN :has_manifest THEN CAST(:manifest AS jsonb) ELSE manifest END, "
+    "manifest_hash = CASE WHEN :has_manifest THEN :manifest_hash ELSE manifest_hash END, "
+    "updated_at = now() WHERE id = :rid) "
+    "UPDATE sync_operations SET status = 'COMPLETED', completed_at = :now, target_commit = :target, "
+    "message = :message, error_message = :errors, branch_name = :branch WHERE id = :op"
+)
 
 
 def finish_sync_success(
@@ -373,20 +383,14 @@ def finish_sync_success(
     head: str | None, default_branch: str | None, manifest: dict[str, Any] | None, manifest_hash: str | None,
     target_commit: str | None, message: str, problems: Sequence[str], source_format: str | None,
 ) -> None:
-    now = datetime.now(UTC)
-    values: dict[str, Any] = dict(
-        sync_status=RepoSyncStatus.SYNCED, last_sync=now, last_error=None, failure_count=0, next_sync_after=None,
-        synced_refs={"head": head, "refs": dict(sorted(refs.items()))}, source_format=source_format,
-    )
-    if default_branch:
-        values["default_branch"] = default_branch
-    if manifest is not None:
-        values["manifest"] = manifest
-        values["manifest_hash"] = manifest_hash
-    session.execute(sa.update(Repository).where(Repository.id == repository_id).values(**values))
-    session.execute(sa.update(SyncOperation).where(SyncOperation.id == operation_id).values(
-        status=SyncOperationStatus.COMPLETED, completed_at=now, target_commit=target_commit, message=message,
-        error_message="\n".join(problems) if problems else None, branch_name=default_branch))
+    """The checkpoint advances (status, refs, manifest) and the run's operation completes: one statement."""
+    session.execute(_FINISH_SYNC, {
+        "rid": repository_id, "op": operation_id, "now": datetime.now(UTC),
+        "refs": encode_json({"head": head, "refs": dict(sorted(refs.items()))}), "format": source_format,
+        "branch": default_branch or None, "has_manifest": manifest is not None,
+        "manifest": encode_json(manifest) if manifest is not None else None, "manifest_hash": manifest_hash,
+        "target": target_commit, "message": message, "errors": "\n".join(problems) if problems else None,
+    })
 
 
 def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
@@ -449,11 +453,6 @@ def record_failures(*, session: Session, failures: Mapping[uuid.UUID, str], back
 
 
 # --- components written by sync ---------------------------------------------------------------
-
-
-def known_commits(*, session: Session, repository_id: uuid.UUID) -> set[str]:
-    return set(session.scalars(sa.select(Component.commit_hash).distinct()
-                               .where(Component.repository_id == repository_id)))
 
 
 _INSERT_COLUMNS = (
@@ -541,11 +540,10 @@ class ComponentRowFacts:
 
 
 def component_facts(*, session: Session, repository_id: uuid.UUID) -> list[ComponentRowFacts]:
-    rows = session.execute(sa.select(Component.id, Component.name, Component.version, Component.commit_hash,
-                                     Component.tree_hash, Component.release_tags, Component.is_release,
-                                     Component.is_reused_version, Component.path, Component.metadata_,
-                                     Component.type)
-                           .where(Component.repository_id == repository_id)).all()
+    c = Component.__table__.c
+    rows = session.execute(sa.select(c.id, c.name, c.version, c.commit_hash, c.tree_hash, c.release_tags,
+                                     c.is_release, c.is_reused_version, c.path, c.metadata, c.type)
+                           .where(c.repository_id == repository_id)).all()
     return [ComponentRowFacts(r[0], r[1], r[2], r[3], r[4], tuple(r[5] or ()), r[6], r[7], r[8], dict(r[9] or {}),
                               r[10].value) for r in rows]
 
@@ -582,10 +580,7 @@ def update_release_flags(*, session: Session, changes: Sequence[tuple[uuid.UUID,
     session.connection().execute(stmt, [dict(row_id=i, tags=t, rel=r, reused=u) for i, t, r, u in changes])
 
 
-def mark_outdated_installed(*, session: Session, repository_id: uuid.UUID) -> int:
-    """Installed components whose repository now has a newer release of them become OUTDATED."""
-    res = session.execute(sa.text(
-        """
+_MARK_OUTDATED_SQL = """
         UPDATE components AS c SET sync_status = 'OUTDATED', upstream_commit = newer.commit_hash
         FROM (
             SELECT DISTINCT ON (i.id) i.id AS installed_id, r.commit_hash
@@ -597,8 +592,27 @@ def mark_outdated_installed(*, session: Session, repository_id: uuid.UUID) -> in
             ORDER BY i.id, string_to_array(split_part(split_part(r.version, '-', 1), '+', 1), '.')::int[] DESC
         ) AS newer
         WHERE c.id = newer.installed_id
-        """), {"rid": repository_id})
+        """
+_MARK_OUTDATED = sa.text(_MARK_OUTDATED_SQL)
+_AFTER_SYNC_INSTALLED = sa.text(
+    "WITH outdated AS (" + _MARK_OUTDATED_SQL + ") "
+    "SELECT EXISTS (SELECT 1 FROM components WHERE repository_id = :rid AND is_installed "
+    "AND sync_status = 'FORKED')"
+)
+
+
+def mark_outdated_installed(*, session: Session, repository_id: uuid.UUID) -> int:
+    """Installed components whose repository now has a newer release of them become OUTDATED."""
+    res = session.execute(_MARK_OUTDATED, {"rid": repository_id})
     return int(getattr(res, "rowcount", 0) or 0)
+
+
+def after_sync_installed(*, session: Session, repository_id: uuid.UUID) -> bool:
+    """``mark_outdated_installed`` and ``has_forked_installed`` in one statement (what a sync does
+    after writing its rows): installed SYNCED components with a newer release become OUTDATED;
+    whether any installed component is FORKED (that update never touches FORKED rows, so reading
+    the statement's snapshot gives the same answer as reading after it)."""
+    return bool(session.execute(_AFTER_SYNC_INSTALLED, {"rid": repository_id}).scalar())
 
 
 # --- tag ledger -------------------------------------------------------------------------------
@@ -613,8 +627,10 @@ class LedgerEntry:
 
 
 def tag_ledger(*, session: Session, repository_id: uuid.UUID) -> dict[str, LedgerEntry]:
-    rows = session.scalars(sa.select(RepositoryTag).where(RepositoryTag.repository_id == repository_id))
-    return {r.tag: LedgerEntry(r.tag, r.first_commit, r.current_commit, r.state) for r in rows}
+    t = RepositoryTag.__table__.c
+    rows = session.execute(sa.select(t.tag, t.first_commit, t.current_commit, t.state)
+                           .where(t.repository_id == repository_id))
+    return {r.tag: LedgerEntry(r.tag, r.first_commit, r.current_commit, TagState(r.state)) for r in rows}
 
 
 def write_tag_ledger(

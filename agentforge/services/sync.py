@@ -351,9 +351,14 @@ def _sync_repository(repository_id: str, *, settings: Settings | None,
             op_id = repos_q.begin_sync(session=session, repository_id=repo_id, source_commit=previous_tip)
             # Read in the intent's transaction (one round trip less); we hold the sync lock.
             ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
-            known = repos_q.known_commits(session=session, repository_id=target.id)
+            # The stored rows' facts: which commits were read, and their release flags (the write
+            # transaction judges them again with the new rows). Rows are only written under the
+            # lock we hold, so they are read once, here.
+            existing = repos_q.component_facts(session=session, repository_id=target.id)
         try:
-            result, has_forked = _sync_locked(target, op_id, settings, engine, _Stored(ledger, known), listing)
+            result, has_forked = _sync_locked(target, op_id, settings, engine,
+                                              _Stored(ledger, {row.commit_hash for row in existing}, existing),
+                                              listing)
         except AgentForgeError as exc:
             message = redact(exc.message)
             with session_scope(engine) as session:
@@ -388,6 +393,7 @@ class _Stored:
 
     ledger: dict[str, repos_q.LedgerEntry]
     known: set[str]
+    facts: list[repos_q.ComponentRowFacts]
 
 
 def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, engine: Any, stored: _Stored,
@@ -457,7 +463,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         mirror.close()
 
     with session_scope(engine) as session:
-        existing = repos_q.component_facts(session=session, repository_id=target.id)
+        existing = stored.facts
         if _retag_known_catalog_commits(session, target.id, existing, facts.tags_at, problems, held=held):
             existing = repos_q.component_facts(session=session, repository_id=target.id)
         # Release flags are computed over the stored rows and the new ones together, so new rows
@@ -495,8 +501,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             manifest_hash=tip_snapshot.manifest_hash, target_commit=tip, message=message,
             problems=problems, source_format=_source_format(fmt, tip_snapshot),
         )
-        repos_q.mark_outdated_installed(session=session, repository_id=target.id)
-        has_forked = repos_q.has_forked_installed(session=session, repository_id=target.id)
+        has_forked = repos_q.after_sync_installed(session=session, repository_id=target.id)
     return RepoSyncResult(name=target.name, status="synced", new_components=inserted, releases=releases,
                           commit=tip, message=message, problems=problems), has_forked
 

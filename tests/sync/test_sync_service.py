@@ -46,6 +46,35 @@ def test_cold_then_noop_then_new_tag_reads_only_the_new_commit(env, factory, reg
     assert tuple(repo_row) == ("SYNCED", True, "main", "scan")
 
 
+
+def test_installed_components_with_a_newer_release_become_outdated(env, factory, register) -> None:
+    """Issue 3 §6: after a sync, an installed SYNCED component whose repository now releases a newer
+    version is OUTDATED (upstream_commit names the release); a FORKED one keeps its state, and the
+    sync sees it (its published changes get reconciled); the up-to-date one stays SYNCED."""
+    from agentforge.db import get_engine, session_scope
+    from models import repositories as repos_q
+
+    repo = factory.create("up", files=tools_files(["a", "b", "c"], "1.0.0"), tag="v1.0.0")
+    register(repo)
+    run_sync()
+    with env.begin() as conn:
+        conn.execute(sa.text("UPDATE components SET is_installed = true, sync_status = CAST(CASE name "
+                             "WHEN 'b' THEN 'FORKED' ELSE 'SYNCED' END AS component_sync_status)"))
+    newer = repo.commit(files={f"tools/{n}/component.yaml": component_yaml(n, "1.1.0") for n in ("a", "b")},
+                        tags=["v1.1.0"])
+    assert run_sync().results["up"].status == "synced"
+    rows = q(env, "SELECT name, sync_status, upstream_commit FROM components WHERE is_installed ORDER BY name")
+    assert [tuple(r) for r in rows] == [("a", "OUTDATED", newer), ("b", "FORKED", None), ("c", "SYNCED", None)]
+    [(repo_id,)] = q(env, "SELECT id FROM repositories")
+    with session_scope(get_engine()) as session:
+        assert repos_q.after_sync_installed(session=session, repository_id=repo_id) is True
+    with env.begin() as conn:
+        conn.execute(sa.text("UPDATE components SET sync_status = 'SYNCED' WHERE name = 'b'"))
+    with session_scope(get_engine()) as session:
+        assert repos_q.after_sync_installed(session=session, repository_id=repo_id) is False
+    # b 1.0.0 was SYNCED when this ran, and 1.1.0 is newer: the same statement marked it.
+    assert one(env, "SELECT sync_status FROM components WHERE name = 'b' AND is_installed")[0] == "OUTDATED"
+
 def test_new_tag_on_a_known_commit_reads_no_commit(env, factory, register) -> None:
     repo = factory.create("demo", files=tools_files(["a"]), tag="v1.0.0")
     register(repo)
