@@ -579,23 +579,43 @@ def _parse_tree(data: bytes, id_len: int) -> dict[str, tuple[str, str]]:
     return entries
 
 
-class _CatFile:
-    """Persistent ``git cat-file --batch-check`` / ``--batch`` processes with pipelined requests.
+@functools.cache
+def _git_version() -> tuple[int, ...]:
+    """The installed git's version (``git version``, asked once per process); () when unreadable."""
+    exe = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
+    try:
+        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else ()
 
-    One round trip reads many objects: the requests of a chunk are written at once (a chunk is
-    kept far below a pipe's buffer, so the write never waits on git), then the answers are read
-    in order. A request naming a missing or ambiguous object answers None. Any failure while an
-    answer is half read kills the process, so the next request never reads a stale answer.
+
+class _CatFile:
+    """Persistent ``git cat-file`` processes with pipelined requests.
+
+    With git 2.36 or newer, one ``--batch-command`` process answers both kinds of request
+    (``info`` for a header, ``contents`` for the object); older gits get a ``--batch-check`` and
+    a ``--batch`` process. One round trip reads many objects: the requests of a chunk are written
+    at once (a chunk is kept far below a pipe's buffer, so the write never waits on git), then
+    the answers are read in order. A request naming a missing or ambiguous object answers None.
+    Any failure while an answer is half read kills the processes, so the next request never
+    reads a stale answer.
     """
 
     _CHUNK = 400  # object names per write (≤ ~40 KB with full names; a pipe buffers 64 KB)
+    #: mode → the request line's prefix on a ``--batch-command`` process.
+    _COMMANDS = {"--batch-check": "info ", "--batch": "contents "}
 
     def __init__(self, path: Path, env: Mapping[str, str]) -> None:
         self._path = path
         self._env = {**os.environ, **env, "LC_ALL": "C"}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._one_process = _git_version() >= (2, 36)
 
     def _proc(self, mode: str) -> subprocess.Popen[bytes]:
+        if self._one_process:
+            mode = "--batch-command"
         proc = self._procs.get(mode)
         if proc is None or proc.poll() is not None:
             exe = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
@@ -612,7 +632,8 @@ class _CatFile:
             proc = self._proc(mode)
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                proc.stdin.write("".join(f"{n}\n" for n in chunk).encode("utf-8", "surrogateescape"))
+                prefix = self._COMMANDS[mode] if self._one_process else ""
+                proc.stdin.write("".join(f"{prefix}{n}\n" for n in chunk).encode("utf-8", "surrogateescape"))
                 proc.stdin.flush()
                 for _name in chunk:
                     header = proc.stdout.readline()
@@ -1054,7 +1075,11 @@ class RepositoryMirror:
             before, pins, origin_head = self._ref_state()
         fetched = False
         if {name: raw for name, (raw, _p) in before.items()} != remote_raw:
+            # A mirror git init just made has nothing to maintain: its first fetch skips the
+            # `git maintenance run --auto` (gc --auto on older gits) process fetch starts at its end.
+            first = ("-c", "maintenance.auto=false", "-c", "gc.auto=0") if created else ()
             self._git(
+                *first,
                 "fetch",
                 "--prune",
                 "--force",

@@ -265,7 +265,16 @@ def layout(factory: GitRepoFactory) -> RepoHandle:
     )
 
 
-def test_read_blobs_tree_id_and_listing(layout: RepoHandle, tmp_path: Path) -> None:
+@pytest.mark.parametrize("one_process", [True, False], ids=["batch-command", "batch-and-batch-check"])
+def test_read_blobs_tree_id_and_listing(layout: RepoHandle, tmp_path: Path, one_process: bool,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read answers the same whether one `cat-file --batch-command` process serves them
+    (git ≥ 2.36) or a `--batch` and a `--batch-check` one (older gits)."""
+    from agentforge import gitops
+
+    if one_process and gitops._git_version() < (2, 36):
+        pytest.skip("git older than 2.36 has no cat-file --batch-command")
+    monkeypatch.setattr(gitops, "_git_version", lambda: (2, 36) if one_process else (2, 35))
     mirror = mirror_of(tmp_path, layout)
     mirror.fetch()
     c = layout.commits[0]
@@ -300,6 +309,8 @@ def test_read_blobs_tree_id_and_listing(layout: RepoHandle, tmp_path: Path) -> N
     assert mirror.commit_time(c) == datetime.fromtimestamp(
         int(git_out("log", "-1", "--format=%ct", c, cwd=layout.path)), UTC
     )
+    assert mirror._cat is not None
+    assert sorted(mirror._cat._procs) == (["--batch-command"] if one_process else ["--batch", "--batch-check"])
     mirror.close()
 
 
