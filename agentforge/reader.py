@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentforge.core.documents import (
-    ComponentDocument,
-    parse_component,
     parse_composition,
     parse_manifest,
     safe_relpath,
@@ -23,6 +21,7 @@ from agentforge.core.documents import (
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
 from agentforge.errors import AgentForgeError, DocumentError
+from agentforge.parsepool import parse_components
 
 MANIFEST_FILE = "forge-manifest.yaml"
 COMPONENT_FILE = "component.yaml"
@@ -129,15 +128,15 @@ def _drop_bad_entries(document: Any, source: str, problems: list[str]) -> Any:
     return cleaned
 
 
-def _component_record(doc: ComponentDocument, path: str, tree: str | None) -> ComponentRecord:
-    raw = doc.raw
+def _component_record(kind: str, name: str, version: str, raw: dict[str, Any], path: str,
+                      tree: str | None) -> ComponentRecord:
     spec_value = raw.get("spec")
     spec: dict[str, Any] = spec_value if isinstance(spec_value, dict) else {}
     schema_value = spec.get("schema")
-    schema = schema_value if doc.kind == "Tool" and isinstance(schema_value, dict) else None
+    schema = schema_value if kind == "Tool" and isinstance(schema_value, dict) else None
     metadata_value = raw.get("metadata")
     metadata: dict[str, Any] = metadata_value if isinstance(metadata_value, dict) else {}
-    return ComponentRecord(name=doc.name, kind=doc.kind, version=doc.version, path=path, definition=raw,
+    return ComponentRecord(name=name, kind=kind, version=version, path=path, definition=raw,
                            schema=schema, metadata=metadata, tree_hash=tree)
 
 
@@ -213,32 +212,37 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
                 snap.problems.append(f"{fp}{at}: {exc.message}")
                 blobs[(commit, fp)] = None
 
-    seen: dict[tuple[str, str], str] = {}
-    for kind, name, folder, file_path in readable:
-        data = blobs.get((commit, file_path))
-        if data is None:
+    present: list[tuple[str | None, str | None, str, str]] = []
+    for item in readable:
+        if blobs.get((commit, item[3])) is None:
+            file_path = item[3]
             if not any(p.startswith(f"{file_path}{at}") for p in snap.problems):
                 snap.problems.append(f"{file_path}{at}: missing {COMPONENT_FILE}")
             continue
-        try:
-            doc = parse_component(data, source=f"{file_path}{at}")
-        except AgentForgeError as exc:
-            snap.problems.append(exc.message)
+        present.append(item)
+    # One batch: parsed in a worker process during a sync of many repositories (parsepool).
+    parsed = parse_components([(blobs[(commit, fp)] or b"", f"{fp}{at}") for *_, fp in present])
+    seen: dict[tuple[str, str], str] = {}
+    for (kind, name, folder, file_path), outcome in zip(present, parsed, strict=True):
+        if isinstance(outcome, str):
+            snap.problems.append(outcome)
             continue
-        if kind is not None and doc.kind != kind:
-            snap.problems.append(f"{file_path}{at}: kind {doc.kind} but the manifest lists it under "
+        doc_kind, doc_name, doc_version, raw = outcome
+        if kind is not None and doc_kind != kind:
+            snap.problems.append(f"{file_path}{at}: kind {doc_kind} but the manifest lists it under "
                                  f"{kind.lower()}s")
             continue
-        if name is not None and doc.name != name:
-            snap.problems.append(f"{file_path}{at}: metadata.name {doc.name!r} differs from the manifest's {name!r}")
+        if name is not None and doc_name != name:
+            snap.problems.append(f"{file_path}{at}: metadata.name {doc_name!r} differs from the manifest's {name!r}")
             continue
-        key = (doc.kind, doc.name)
+        key = (doc_kind, doc_name)
         if key in seen:
-            snap.problems.append(f"{file_path}{at}: duplicate {doc.kind} name {doc.name!r} (also at {seen[key]})")
+            snap.problems.append(f"{file_path}{at}: duplicate {doc_kind} name {doc_name!r} (also at {seen[key]})")
             continue
         seen[key] = file_path
         tree = mirror.tree_id(commit, folder if folder not in ("", ".") else "")
-        snap.components.append(_component_record(doc, "." if folder in ("", ".") else folder, tree))
+        snap.components.append(_component_record(doc_kind, doc_name, doc_version, raw,
+                                                 "." if folder in ("", ".") else folder, tree))
 
     # A symlink inside a component's folder that leaves the repository would make an install
     # follow it outside the tree (install refuses it): that component is reported and skipped here.

@@ -244,12 +244,13 @@ def main() -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from agentforge.config import get_settings
+        from agentforge.parsepool import offload
         from agentforge.services import sync as svc
 
         def without_prefect() -> list[object]:
             """The same work as the cold sync's tasks, in a plain thread pool of the same size."""
             plan = svc.check_and_record(None)
-            with ThreadPoolExecutor(get_settings().sync_concurrency) as pool:
+            with offload(len(plan.to_sync)), ThreadPoolExecutor(get_settings().sync_concurrency) as pool:
                 return list(pool.map(lambda i: svc.sync_repository(i, remote=plan.remote.get(i)), plan.to_sync))
 
         assert prefect_proc is not None

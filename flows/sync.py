@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from agentforge.config import get_settings
+from agentforge.parsepool import offload
 from agentforge.core.results import RepoSyncResult, SyncPlan
 from tasks.sync import check_remote_refs, plan_results, record_plan_outcomes, sync_repository
 
@@ -37,12 +38,15 @@ def sync_repositories(names: list[str] | None = None, plan: SyncPlan | None = No
         plan, remote_refs = checked, checked.remote
     listings = remote_refs or {}
     results = plan_results(plan)
-    futures = {i: sync_repository.submit(i, plan.names[i], listings.get(i)) for i in plan.to_sync}
-    for repo_id, future in futures.items():
-        outcome = future.result(raise_on_failure=False)
-        if isinstance(outcome, RepoSyncResult):
-            results.append(outcome)
-        else:
-            results.append(RepoSyncResult(name=plan.names[repo_id], status="failed", error=str(outcome),
-                                          error_code=getattr(outcome, "code", None)))
+    # Many repositories: their documents are parsed in a worker process (agentforge.parsepool),
+    # so the task threads do not queue on the GIL for it.
+    with offload(len(plan.to_sync)):
+        futures = {i: sync_repository.submit(i, plan.names[i], listings.get(i)) for i in plan.to_sync}
+        for repo_id, future in futures.items():
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, RepoSyncResult):
+                results.append(outcome)
+            else:
+                results.append(RepoSyncResult(name=plan.names[repo_id], status="failed", error=str(outcome),
+                                              error_code=getattr(outcome, "code", None)))
     return sorted(results, key=lambda r: r.name)

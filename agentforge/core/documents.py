@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
 import semver
@@ -51,7 +51,7 @@ from pydantic import (
 
 from agentforge.core.urls import normalise_repository_url
 from agentforge.core.yamlio import load_document
-from agentforge.errors import DocumentError, UrlError
+from agentforge.errors import AgentForgeError, DocumentError, UrlError
 
 __all__ = [
     "API_VERSION",
@@ -886,6 +886,25 @@ def parse_component(data: bytes | str | Mapping[str, Any], *, source: str) -> Co
         return _COMPONENT_CLASSES[kind].model_validate(document)
     except ValidationError as exc:
         raise _document_error(exc, source) from None
+
+
+#: What ``parse_components`` gives for a document that parsed: (kind, name, version, the mapping as read).
+ParsedComponent = tuple[str, str, str, dict[str, Any]]
+
+
+def parse_components(items: Sequence[tuple[bytes, str]]) -> list[ParsedComponent | str]:
+    """``parse_component`` over many ``(data, source)`` pairs: per item, the parsed facts or the
+    error message. Plain values only, so a batch can be parsed in another process
+    (``agentforge.parsepool``) and sent back."""
+    out: list[ParsedComponent | str] = []
+    for data, source in items:
+        try:
+            doc = parse_component(data, source=source)
+        except AgentForgeError as exc:
+            out.append(exc.message)
+            continue
+        out.append((doc.kind, doc.name, doc.version, doc.raw))
+    return out
 
 
 def parse_composition(data: bytes | str | Mapping[str, Any], *, source: str) -> CompositionDocument:
