@@ -277,16 +277,19 @@ def compute_release_flags(
     any_release_tag = bool(tags_at)
     candidates: dict[tuple[str, str, str], list[repos_q.ComponentRowFacts]] = defaultdict(list)
     row_tags: dict[uuid.UUID, list[str]] = {}
+    # Each tag parsed once, not once per row at its commit (a catalog commit holds thousands).
+    shapes = {tag: (tv, str(tv.version) if tv is not None else "", catalog_version_from_tag(tag))
+              for tags in tags_at.values() for tag in tags for tv in (version_from_tag(tag),)}
     for row in rows:
         tags: list[str] = []
         for tag in tags_at.get(row.commit_hash, []):
             if tag in deleted:
                 continue
-            tv = version_from_tag(tag)
+            tv, tag_version, catalog_shape = shapes[tag]
             if tv is None:
                 # A catalog tag shape (`name--v1.2.0`, `path/1.2.0`): the reader already gave the
                 # components it scopes the tag's version (apply_release_tags), so scope decides.
-                found = catalog_version_from_tag(tag)
+                found = catalog_shape
                 if found is not None and tag_applies_to(found[0], name=row.name, path=row.path,
                                                         metadata=row.metadata):
                     tags.append(tag)
@@ -296,7 +299,7 @@ def compute_release_flags(
             elif tv.component == row.name or (
                     is_catalog(row) and tag_applies_to(tv.component, name=row.name, path=row.path,
                                                        metadata=row.metadata)):
-                if str(tv.version) == row.version:
+                if tag_version == row.version:
                     tags.append(tag)
                 elif tag not in row.release_tags:
                     problems.append(f"tag {tag}: {row.name} at {row.commit_hash[:12]} has metadata.version "

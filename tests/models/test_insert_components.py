@@ -1,5 +1,6 @@
 """``insert_components``: the set-based INSERT sync writes component rows with, one statement
-for a few rows and pipelined chunks for many, on a real server."""
+for a few rows and COPY (pipelined JSON statements when rows are already stored) for many,
+on a real server."""
 
 from __future__ import annotations
 
@@ -78,20 +79,25 @@ def test_a_bad_row_in_a_later_chunk_writes_nothing(engine) -> None:  # type: ign
             session.commit()
 
 
-def test_definitions_round_trip_exactly_as_json_would_store_them(db_session, repo: Repository) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("n", [2, repos_q.INSERT_CHUNK_ROWS + 1], ids=["json-statement", "copy"])
+def test_definitions_round_trip_exactly_as_json_would_store_them(db_session, repo: Repository, n: int) -> None:  # type: ignore[no-untyped-def]
     """The encoder (orjson, json as the fallback) stores what ``json.dumps`` would: non-ASCII
-    text, non-string keys as strings, dates as ISO text, big integers, nested lists."""
+    text, non-string keys as strings, dates as ISO text, big integers, nested lists; through
+    the JSON statement and through COPY (whose text format escapes tabs, newlines, backslashes)."""
     import datetime as dt
     import json
 
-    definition = {"kind": "Prompt", "metadata": {"name": "ünïcode-名前"},
-                  "spec": {"body": "line\u00a0one\u200b\r\n", 1: "one", "when": dt.date(2026, 12, 4),
+    definition = {"kind": "Prompt", "metadata": {"name": "ünïcode-名前", "tab": "a\tb", "path": "C:\\x\\n"},
+                  "spec": {"body": "line\u00a0one\u200b\r\n\\N", 1: "one", "when": dt.date(2026, 12, 4),
                            "list": [1, 2.5, None, True, {"k": "v"}]}}
     big = {"kind": "Prompt", "spec": {"n": 2 ** 70}}
-    rows = _rows(repo, 2)
+    rows = _rows(repo, n)
     rows[0]["definition"], rows[1]["definition"] = definition, big
-    assert repos_q.insert_components(session=db_session, rows=rows) == 2
+    rows[0]["metadata_"] = definition["metadata"]
+    assert repos_q.insert_components(session=db_session, rows=rows) == n
     stored = {r.id: r.definition for r in db_session.scalars(sa.select(Component).where(Component.repository_id == repo.id))}
     assert stored[rows[0]["id"]] == json.loads(json.dumps(definition, default=str))
     assert stored[rows[0]["id"]]["spec"]["when"] == "2026-12-04" and stored[rows[0]["id"]]["spec"]["1"] == "one"
     assert stored[rows[1]["id"]]["spec"]["n"] == 2 ** 70
+    meta = db_session.scalar(sa.select(Component.metadata_).where(Component.id == rows[0]["id"]))
+    assert meta == definition["metadata"]
