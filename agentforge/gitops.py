@@ -66,6 +66,7 @@ __all__ = [
 PIN_NAMESPACE = "refs/forge/pins/"
 #: Where the remote's default branch is recorded (a symref to ``refs/heads/<branch>``).
 REMOTE_HEAD_REF = "refs/remotes/origin/HEAD"
+_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 _LS_REMOTE_PATTERNS = ("HEAD", "refs/heads/*", "refs/tags/*")
 
@@ -732,6 +733,7 @@ class RepositoryMirror:
         # commit id → root tree id (commits are immutable; names such as branches are never cached)
         self._root_trees: dict[str, str] = {}
         self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
+        self._found: dict[tuple[str, str, int], list[str]] = {}  # find_files by (commit id, name, depth)
         self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
@@ -1442,8 +1444,14 @@ class RepositoryMirror:
         same folders next, trees shared between commits are read once, and nothing below
         ``max_depth`` is read.
         """
-        return sorted(p for p, mode, _i in self._walk(self._root_tree(commit), max_depth=max_depth)
-                      if mode in (MODE_FILE, MODE_EXECUTABLE) and p.rsplit("/", 1)[-1] == filename)
+        key = (commit, filename, max_depth)
+        found = self._found.get(key)
+        if found is None:  # format detection and the reader's scan ask the same question
+            found = sorted(p for p, mode, _i in self._walk(self._root_tree(commit), max_depth=max_depth)
+                           if mode in (MODE_FILE, MODE_EXECUTABLE) and p.rsplit("/", 1)[-1] == filename)
+            if _FULL_ID.fullmatch(commit):  # a commit id names the same tree forever; a branch does not
+                self._found[key] = found
+        return list(found)
 
     def commit_time(self, commit: str) -> datetime:
         """The committer date (UTC)."""

@@ -43,7 +43,7 @@ from agentforge.core.documents import API_VERSION, parse_component, parse_compos
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document, load_json_document
 from agentforge.errors import AgentForgeError
-from agentforge.reader import MANIFEST_FILE, ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
+from agentforge.reader import COMPONENT_FILE, MANIFEST_FILE, ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
 
 __all__ = ["FORMATS", "CatalogMirror", "detect_format", "external_sources", "read_catalog_snapshot"]
 
@@ -246,6 +246,15 @@ def _has_root_manifest(mirror: CatalogMirror, commit: str) -> bool:
     except AgentForgeError:
         return False
     return bool(found.kind == "blob")
+
+
+def _has_component_files(mirror: CatalogMirror, commit: str) -> bool:
+    """A regular ``component.yaml`` at most six folders deep (what read_snapshot's scan reads
+    next; the walk's trees are cached). One reached only through a symlink is left to _detect."""
+    try:
+        return bool(mirror.find_files(commit, COMPONENT_FILE, max_depth=6))
+    except AgentForgeError:
+        return False
 
 
 def detect_format(mirror: CatalogMirror, commit: str) -> str | None:
@@ -1188,9 +1197,11 @@ def read_catalog_snapshot(mirror: CatalogMirror, commit: str, *, label: str, for
         raise AgentForgeError(f"unknown repository format {format!r}", code="FORMAT_UNKNOWN",
                               hint=f"Use one of: {', '.join(FORMATS)}.")
     at = f"@{label}"
-    if format == "forge" or (format is None and _has_root_manifest(mirror, commit)):
-        # A forge-manifest.yaml at the root decides the format (as _detect would): no listing of
-        # the whole tree at every tag of a native repository.
+    if format == "forge" or (format is None and (_has_root_manifest(mirror, commit)
+                                                 or _has_component_files(mirror, commit))):
+        # A forge-manifest.yaml at the root, or a component.yaml within six folders, decides the
+        # format (as _detect would, forge coming first): no listing of the whole tree, with every
+        # file's size, at every tag of a native repository.
         return read_snapshot(mirror, commit, label=label, read_components=read_components)
     try:
         listing = _list(mirror, commit)

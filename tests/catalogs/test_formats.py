@@ -119,7 +119,8 @@ def test_forge_repositories_are_read_natively(factory, open_mirror):
 
 def test_root_manifest_decides_without_listing_the_tree(factory, open_mirror, monkeypatch):
     """A regular forge-manifest.yaml at the root means forge (as detection would say) without the
-    recursive listing of every file at every tag; a symlinked one still goes through the listing."""
+    recursive listing of every file at every tag; so does a component.yaml within six folders,
+    whatever the manifest is (here a symlink); a repository with neither is listed (skills)."""
     component = ("apiVersion: forge.dev/v1\nkind: Tool\nmetadata:\n  name: native\n  version: 1.0.0\n"
                  "spec:\n  type: function\n")
     manifest = ("apiVersion: forge.dev/v1\nkind: ComponentRepository\nmetadata:\n  name: native\n"
@@ -128,7 +129,14 @@ def test_root_manifest_decides_without_listing_the_tree(factory, open_mirror, mo
     plain = factory.create("plain-manifest", files={**files, "forge-manifest.yaml": manifest})
     linked = factory.create("linked-manifest", files={**files, "meta/manifest.yaml": manifest,
                                                       "forge-manifest.yaml": Symlink("meta/manifest.yaml")})
+    skills = factory.create("only-skills", files={"skills/x/SKILL.md": md("name: x\n")})
     listed: list[str] = []
+    mirror = open_mirror(skills)
+    original_list = mirror.list_tree
+    monkeypatch.setattr(mirror, "list_tree", lambda commit: listed.append(commit) or original_list(commit))
+    snap = read_catalog_snapshot(mirror, skills.commits[-1], label="main")
+    assert [c.name for c in snap.components] == ["x"] and listed == [skills.commits[-1]]
+    listed.clear()
     for handle in (plain, linked):
         mirror = open_mirror(handle)
         original = mirror.list_tree
@@ -144,7 +152,7 @@ def test_root_manifest_decides_without_listing_the_tree(factory, open_mirror, mo
         assert [(c.name, c.version, c.path) for c in snap.components] == [("native", "1.0.0", "tools/native")]
         assert snap.manifest == forced.manifest and snap.manifest is not None
         assert [c.tree_hash for c in snap.components] == [c.tree_hash for c in forced.components]
-        assert listed == ([] if handle is plain else [commit])
+        assert listed == []
         listed.clear()
 
 
