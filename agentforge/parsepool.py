@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from agentforge.core.documents import ParsedComponent
 from agentforge.core.documents import parse_components as _parse_here
@@ -38,8 +39,10 @@ MIN_BATCH = 8
 
 class _Worker:
     def __init__(self) -> None:
+        # Started from the folder that holds this very package, so `-m` finds the same code even
+        # when it is not installed, and never an `agentforge` folder in the caller's directory.
         self.proc = subprocess.Popen([sys.executable, "-m", "agentforge.parseworker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_PACKAGE_PARENT)
         self.lock = threading.Lock()  # one batch at a time
         self.ready = threading.Event()
         self.broken = False
@@ -83,6 +86,7 @@ class _Worker:
             self.proc.stdout.close()
 
 
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 _lock = threading.Lock()
 _users = 0
 _worker: _Worker | None = None

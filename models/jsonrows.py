@@ -33,10 +33,7 @@ def encode_rows(payload: Sequence[dict[str, Any]]) -> str:
     """``payload`` as one JSON array, encoded with orjson (about 6× faster than ``json.dumps`` on
     a catalog's definitions; UUIDs, enums and dates natively, non-string keys as strings, as
     ``json`` writes them); ``json.dumps`` for what orjson refuses (integers over 64 bits)."""
-    try:
-        return orjson.dumps(list(payload), option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(list(payload), default=_json_default, ensure_ascii=False)
+    return encode_json(list(payload))
 
 
 def encode_json(value: Any) -> str:
