@@ -8,8 +8,8 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from agentforge.config import get_settings
-from agentforge.parsepool import offload
 from agentforge.core.results import RepoSyncResult, SyncPlan
+from agentforge.parsepool import offload
 from tasks.sync import check_remote_refs, plan_results, record_plan_outcomes, sync_repository
 
 

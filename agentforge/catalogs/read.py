@@ -43,7 +43,15 @@ from agentforge.core.documents import API_VERSION, parse_component, parse_compos
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document, load_json_document
 from agentforge.errors import AgentForgeError
-from agentforge.reader import COMPONENT_FILE, MANIFEST_FILE, ComponentRecord, CompositionRecord, MirrorReader, Snapshot, read_snapshot
+from agentforge.reader import (
+    COMPONENT_FILE,
+    MANIFEST_FILE,
+    ComponentRecord,
+    CompositionRecord,
+    MirrorReader,
+    Snapshot,
+    read_snapshot,
+)
 
 __all__ = ["FORMATS", "CatalogMirror", "detect_format", "external_sources", "read_catalog_snapshot"]
 
