@@ -62,6 +62,12 @@ def prepare_prefect(*, quiet: bool = True) -> None:
         # error itself as `agentforge: CODE` + hint, so without --verbose Prefect logs only CRITICAL.
         os.environ["PREFECT_LOGGING_LEVEL"] = "CRITICAL"
         os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"] = "CRITICAL"
+        # The in-process API (a subprocess that inherits this environment) logs through
+        # ``prefect.server`` at its own level: when a command ends, its task-run recorder is
+        # cancelled mid-flush and printed "Error flushing 1 events" with four tracebacks on the
+        # command's stderr, though the command succeeded. Its start-up failures still surface
+        # as the command's own error.
+        os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "CRITICAL"
         os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
         # Prefect's background senders log "Still processing items: N items remaining..." while
         # they flush at exit, on loggers named after their class (outside ``prefect.*``): noise

@@ -58,3 +58,30 @@ def test_prefects_flush_progress_warnings_are_quiet_unless_verbose(monkeypatch, 
         logging.getLogger("EventsWorker").error("could not send events")
     texts = [r.getMessage() for r in caplog.records if r.name == "EventsWorker"]
     assert texts == ["could not send events"]
+
+
+_SERVER_LOGGER_PROBE = """
+import logging, sys
+from agentforge.cli.output import STATE
+STATE.verbose = sys.argv[1] == "verbose"
+from agentforge.cli.common import prepare_prefect
+prepare_prefect()
+from prefect.logging.configuration import setup_logging
+setup_logging()
+print(logging.getLogger("prefect.server.services.task_run_recorder").isEnabledFor(logging.ERROR))
+"""
+
+
+@pytest.mark.parametrize(("mode", "shown"), [("quiet", "False"), ("verbose", "True")])
+def test_the_in_process_apis_shutdown_errors_are_quiet_unless_verbose(mode: str, shown: str) -> None:
+    """A fresh home's first sync printed the in-process API's "Error flushing 1 events" with four
+    tracebacks (its task-run recorder cancelled as the command ended), exit 0 all the same. That
+    server is a subprocess with this environment: its ``prefect.server`` loggers stay quiet."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") or k == "PREFECT_HOME"}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    out = subprocess.run([sys.executable, "-c", _SERVER_LOGGER_PROBE, mode], capture_output=True, text=True,
+                         env=env, timeout=120, check=True).stdout.split()
+    assert out[-1] == shown
