@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -36,12 +35,14 @@ __all__ = ["MIN_BATCH", "MIN_REPOSITORIES", "offload", "parse_components"]
 MIN_REPOSITORIES = 4
 #: Fewer documents in a batch than this are parsed in the calling thread.
 MIN_BATCH = 8
+#: How the worker is started (the same interpreter, so the same packages).
+WORKER_COMMAND = (sys.executable, "-m", "agentforge.parseworker")
 
 class _Worker:
     def __init__(self) -> None:
         # Started from the folder that holds this very package, so `-m` finds the same code even
         # when it is not installed, and never an `agentforge` folder in the caller's directory.
-        self.proc = subprocess.Popen([sys.executable, "-m", "agentforge.parseworker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(list(WORKER_COMMAND), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_PACKAGE_PARENT)
         self.lock = threading.Lock()  # one batch at a time
         self.ready = threading.Event()
@@ -54,7 +55,7 @@ class _Worker:
             if read_frame(self.proc.stdout) == "ready":
                 self.ready.set()
                 return
-        except (EOFError, OSError, pickle.UnpicklingError):
+        except Exception:  # noqa: S110 - EOF, or not our worker talking (garbage that does not unpickle)
             pass
         self.broken = True
 
@@ -68,10 +69,14 @@ class _Worker:
                 raise EOFError
             try:
                 write_frame(self.proc.stdin, list(items))
-                return list(read_frame(self.proc.stdout))
-            except (EOFError, OSError, pickle.PickleError):
+                answer = read_frame(self.proc.stdout)
+            except Exception:
                 self.broken = True  # a half-read answer must never be read as the next one
                 raise EOFError from None
+            if not isinstance(answer, list) or len(answer) != len(items):
+                self.broken = True
+                raise EOFError
+            return answer
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

@@ -114,3 +114,32 @@ def test_a_sync_stores_the_same_rows_with_or_without_the_worker(env, factory, re
     assert len(with_worker) == parsepool.MIN_REPOSITORIES * 2 * (parsepool.MIN_BATCH + 2)
     assert with_worker == in_process
     assert parsepool._worker is None
+
+
+@pytest.mark.parametrize("script", [
+    "import sys; sys.stdout.write('Usage: something else entirely\\n' * 50)",  # not our worker at all
+    "from agentforge.parseworker import read_frame, write_frame; import sys\n"
+    "write_frame(sys.stdout.buffer, 'ready')\n"
+    "while True: read_frame(sys.stdin.buffer); write_frame(sys.stdout.buffer, [])",  # answers the wrong length
+], ids=["garbage", "wrong-answer"])
+def test_a_worker_that_talks_nonsense_is_not_believed(script: str, monkeypatch: pytest.MonkeyPatch,
+                                                       capfd: pytest.CaptureFixture[str]) -> None:
+    import sys
+    import threading
+
+    monkeypatch.delenv("AGENTFORGE_PARSE_IN_PROCESS", raising=False)
+    monkeypatch.setattr(parsepool, "WORKER_COMMAND", (sys.executable, "-c", script))
+    crashed: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    expected = parse_here(DOCS)
+    with parsepool.offload(10):
+        worker = parsepool._worker
+        assert worker is not None
+        for _ in range(200):  # the ready thread decides quickly either way
+            if worker.ready.is_set() or worker.broken:
+                break
+            worker.ready.wait(0.05)
+        assert parsepool.parse_components(DOCS) == expected
+        assert parsepool.parse_components(DOCS) == expected
+        assert worker.broken
+    assert not crashed and "Traceback" not in capfd.readouterr().err
