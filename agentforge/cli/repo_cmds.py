@@ -176,9 +176,13 @@ def repo_accept_tag(name: str = typer.Argument(...), tag: str = typer.Argument(.
     from agentforge.db import session_scope
     from models import repositories as repos_q
 
-    with session_scope(engine()) as session:
-        repo = repos_q.get_repository(session=session, name=name)
-        entry = repos_q.accept_tag(session=session, repository_id=repo.id, tag=tag)
+    eng = engine()
+    with session_scope(eng) as session:
+        repo_id = repos_q.get_repository(session=session, name=name).id
+    # Under the repository's sync lock, as every other writer of its component rows and tag
+    # ledger: a sync running now finishes first (it read both when it began).
+    with repos_q.repository_sync_lock(eng, repo_id), session_scope(eng) as session:
+        entry = repos_q.accept_tag(session=session, repository_id=repo_id, tag=tag)
     emit({"repository": name, "tag": tag, "commit": entry.first_commit},
          f"Accepted {tag} at {entry.first_commit[:12]}; run `agentforge sync {name}` to read it.")
 

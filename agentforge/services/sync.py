@@ -355,8 +355,8 @@ def _sync_repository(repository_id: str, *, settings: Settings | None,
             # Read in the intent's transaction (one round trip less); we hold the sync lock.
             ledger = repos_q.tag_ledger(session=session, repository_id=target.id)
             # The stored rows' facts: which commits were read, and their release flags (the write
-            # transaction judges them again with the new rows). Rows are only written under the
-            # lock we hold, so they are read once, here.
+            # transaction judges them again with the new rows). Their writers (syncs, `repo
+            # accept-tag`, `sync --follow-external`) all hold the lock we hold: read once, here.
             existing = repos_q.component_facts(session=session, repository_id=target.id)
         try:
             result, has_forked = _sync_locked(target, op_id, settings, engine,

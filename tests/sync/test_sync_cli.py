@@ -78,6 +78,32 @@ def test_accept_tag_cli(env, factory, register, prefect_env) -> None:
     assert one(env, "SELECT commit_hash FROM components WHERE 'v1.0.0' = ANY(release_tags)")[0] == moved_to
 
 
+def test_accept_tag_waits_for_a_running_sync_of_the_repository(env, factory, register, prefect_env) -> None:
+    """accept-tag rewrites rows and the tag ledger that a running sync of the same repository read
+    when it began: it takes the repository's sync lock, so it runs after that sync, not during it."""
+    import time
+
+    from agentforge.db import get_engine
+    from models import repositories as repos_q
+
+    repo = factory.create("busy", files=tools_files(["a"]), tag="v1.0.0")
+    register(repo)
+    assert cli("sync", env=prefect_env).code == 0
+    repo.tag("v1.0.0", repo.commit(files={"tools/a/component.yaml": component_yaml("a", "1.0.0") + "# v2\n"}),
+             force=True)
+    assert "moved from" in cli("sync", env=prefect_env).out
+    [(repo_id,)] = q(env, "SELECT id FROM repositories WHERE name = 'busy'")
+    with repos_q.repository_sync_lock(get_engine(), repo_id):  # as a sync of it holds it
+        proc = subprocess.Popen([*AGENTFORGE, "repo", "accept-tag", "busy", "v1.0.0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert proc.poll() is None, proc.communicate()
+        assert one(env, "SELECT state FROM repository_tags WHERE tag = 'v1.0.0'")[0] == "MOVED"
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert one(env, "SELECT state FROM repository_tags WHERE tag = 'v1.0.0'")[0] == "OK"
+
+
 def test_two_concurrent_sync_processes(env, factory, register, prefect_env) -> None:
     names = []
     for i in range(6):
