@@ -66,7 +66,6 @@ __all__ = [
 PIN_NAMESPACE = "refs/forge/pins/"
 #: Where the remote's default branch is recorded (a symref to ``refs/heads/<branch>``).
 REMOTE_HEAD_REF = "refs/remotes/origin/HEAD"
-_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 _LS_REMOTE_PATTERNS = ("HEAD", "refs/heads/*", "refs/tags/*")
 
@@ -1449,7 +1448,7 @@ class RepositoryMirror:
         if found is None:  # format detection and the reader's scan ask the same question
             found = sorted(p for p, mode, _i in self._walk(self._root_tree(commit), max_depth=max_depth)
                            if mode in (MODE_FILE, MODE_EXECUTABLE) and p.rsplit("/", 1)[-1] == filename)
-            if _FULL_ID.fullmatch(commit):  # a commit id names the same tree forever; a branch does not
+            if _HEX_ID.match(commit):  # a commit id names the same tree forever; a branch does not
                 self._found[key] = found
         return list(found)
 

@@ -467,13 +467,11 @@ _INSERT_SQL = (
     "r.commit_hash, r.definition, r.schema, r.metadata, r.tree_hash, "
     "ARRAY(SELECT jsonb_array_elements_text(COALESCE(r.release_tags, '[]'::jsonb))), "
     "COALESCE(r.is_release, false), COALESCE(r.is_reused_version, false) "
-    "FROM jsonb_to_recordset(CAST({rows} AS jsonb)) AS r(" + ", ".join(f"{c} {t}" for c, t in _INSERT_COLUMNS) + ") "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(" + ", ".join(f"{c} {t}" for c, t in _INSERT_COLUMNS) + ") "
     "ON CONFLICT (repository_url, path, commit_hash) DO NOTHING"
 )
-#: The same statement in psycopg's own placeholder style, for the pipelined path.
-_INSERT_COMPONENTS_PG = _INSERT_SQL.format(rows="%s")
-_INSERT_COMPONENTS = sa.text(_INSERT_SQL.format(rows=":rows"))
-#: Rows per statement when the rows are sent pipelined (see ``insert_components``).
+_INSERT_COMPONENTS = sa.text(_INSERT_SQL)
+#: More rows than this are streamed with COPY (see ``insert_components``).
 INSERT_CHUNK_ROWS = 200
 
 
@@ -513,46 +511,30 @@ def insert_components(*, session: Session, rows: Sequence[Mapping[str, Any]]) ->
     More rows are streamed with ``COPY`` inside a savepoint: the server inserts rows as they
     arrive, and each definition's JSON is parsed once (``jsonb_to_recordset`` parses the whole
     array, then builds each column's value again): a 2,000-row catalog insert took about 15%
-    less time than the JSON statements pipelined 200 rows at a time. COPY knows no ON
+    less time than JSON statements of 200 rows pipelined. COPY knows no ON
     CONFLICT, so rows already stored (the sync writes only commits it has not read, under the
     repository's lock, so this means a race it did not expect) roll the savepoint back and the
-    rows go through the JSON statements, pipelined, which skip them. Any other error is
-    raised: all of it is the session's transaction, so nothing of a failed insert remains.
+    rows go through the JSON statement, which skips them. Any other error is raised: all of it
+    is the session's transaction, so nothing of a failed insert remains.
     Row keys are the ORM attribute names (``metadata_`` for the ``metadata`` column).
     """
     if not rows:
         return 0
     driver = session.connection().connection.driver_connection
-    if len(rows) <= INSERT_CHUNK_ROWS or not isinstance(driver, psycopg.Connection):
-        result = session.execute(_INSERT_COMPONENTS, {"rows": _encode_rows(rows)})
-        return int(getattr(result, "rowcount", 0) or 0)
-    try:
-        with driver.transaction(), driver.cursor() as cursor, cursor.copy(_COPY_COMPONENTS) as copy:
-            for row in rows:
-                copy.write_row(_copy_values(row))
-        return len(rows)
-    except psycopg.errors.UniqueViolation:
-        pass  # rolled back to the savepoint: skip what is stored, below
-    except psycopg.Error as exc:
-        raise sa.exc.DBAPIError.instance(_COPY_COMPONENTS, None, exc, psycopg.Error) from exc
-    if not psycopg.Pipeline.is_supported():  # libpq < 14 (the binary wheel bundles a newer one)
-        result = session.execute(_INSERT_COMPONENTS, {"rows": _encode_rows(rows)})
-        return int(getattr(result, "rowcount", 0) or 0)
-    cursors: list[psycopg.Cursor[Any]] = []
-    try:
-        with driver.pipeline():
-            for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-                cursor = driver.cursor()
-                cursor.execute(_INSERT_COMPONENTS_PG, (_encode_rows(rows[start:start + INSERT_CHUNK_ROWS]),))
-                cursors.append(cursor)
-    except psycopg.Error as exc:
-        # As SQLAlchemy would have raised it (IntegrityError, OperationalError, …): callers and
-        # retry conditions see one kind of database error whichever path ran.
-        raise sa.exc.DBAPIError.instance(_INSERT_COMPONENTS_PG, None, exc, psycopg.Error) from exc
-    inserted = sum(max(c.rowcount, 0) for c in cursors)
-    for cursor in cursors:
-        cursor.close()
-    return inserted
+    if len(rows) > INSERT_CHUNK_ROWS and isinstance(driver, psycopg.Connection):
+        try:
+            with driver.transaction(), driver.cursor() as cursor, cursor.copy(_COPY_COMPONENTS) as copy:
+                for row in rows:
+                    copy.write_row(_copy_values(row))
+            return len(rows)
+        except psycopg.errors.UniqueViolation:
+            pass  # rolled back to the savepoint: the statement below skips what is stored
+        except psycopg.Error as exc:
+            # As SQLAlchemy would have raised it (IntegrityError, OperationalError, …): callers and
+            # retry conditions see one kind of database error whichever path ran.
+            raise sa.exc.DBAPIError.instance(_COPY_COMPONENTS, None, exc, psycopg.Error) from exc
+    result = session.execute(_INSERT_COMPONENTS, {"rows": _encode_rows(rows)})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)

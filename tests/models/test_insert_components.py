@@ -1,6 +1,6 @@
 """``insert_components``: the set-based INSERT sync writes component rows with, one statement
-for a few rows and COPY (pipelined JSON statements when rows are already stored) for many,
-on a real server."""
+for a few rows and COPY (the statement again when rows are already stored) for many, on a
+real server."""
 
 from __future__ import annotations
 
