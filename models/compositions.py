@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from agentforge.errors import NotFound
 from models.enums import DeploymentStatus, InstanceStatus
 from models.jsonrows import encode_rows
-from models.tables import Composition, CompositionInstance, Deployment, LockHold
+from models.tables import Composition, CompositionInstance, Deployment, LockHold, Repository
 
 _DEPLOY_LOCK_NAMESPACE = 0xDE91
 
@@ -90,6 +90,18 @@ def delete_from_source(source_repo: str, *, session: Session, names: Sequence[st
     deleted = session.scalars(sa.delete(Composition).where(
         Composition.source_repo == source_repo, Composition.name.in_(list(names))).returning(Composition.name))
     return sorted(deleted)
+
+
+def name_holders(*, session: Session, names: Sequence[str]) -> dict[str, tuple[str | None, str | None, str | None]]:
+    """Who holds each of these composition names: name → (its ``source_repo``, that repository's
+    registered name, the repository a marketplace's pinned external plugin came from); a name
+    nobody holds is absent."""
+    rows = session.execute(
+        sa.select(Composition.name, Composition.source_repo, Repository.name,
+                  Composition.definition["metadata"]["external"]["repository"].astext)
+        .outerjoin(Repository, Repository.url == Composition.source_repo)
+        .where(Composition.name.in_(list(names))))
+    return {name: (source, repo_name, external) for name, source, repo_name, external in rows}
 
 
 _UPSERT_SYNCED_SQL = sa.text(

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,7 @@ from agentforge.core.yamlio import load_document
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, ConfigError, Conflict, DeployError, DocumentError
 from agentforge.reader import CompositionRecord
-from models import Composition, Repository
+from models import Composition
 from models import compositions as comp_q
 
 
@@ -46,11 +45,7 @@ def upsert_from_repository(*, session: Session, repository_url: str, commit: str
     left_out = [c for c in compositions if c.name not in written]
     if not left_out:
         return problems
-    holders = {name: (source, repo_name, external) for name, source, repo_name, external in session.execute(
-        sa.select(Composition.name, Composition.source_repo, Repository.name,
-                  Composition.definition["metadata"]["external"]["repository"].astext)
-        .outerjoin(Repository, Repository.url == Composition.source_repo)
-        .where(Composition.name.in_([c.name for c in left_out])))}
+    holders = comp_q.name_holders(session=session, names=[c.name for c in left_out])
     for c in left_out:
         source, repo_name, external = holders.get(c.name, (None, None, None))
         if external == repository_url:
