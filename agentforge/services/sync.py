@@ -359,9 +359,7 @@ def _sync_repository(repository_id: str, *, settings: Settings | None,
             # accept-tag`, `sync --follow-external`) all hold the lock we hold: read once, here.
             existing = repos_q.component_facts(session=session, repository_id=target.id)
         try:
-            result, has_forked = _sync_locked(target, op_id, settings, engine,
-                                              _Stored(ledger, {row.commit_hash for row in existing}, existing),
-                                              listing)
+            result, has_forked = _sync_locked(target, op_id, settings, engine, _Stored(ledger, existing), listing)
         except AgentForgeError as exc:
             message = redact(exc.message)
             with session_scope(engine) as session:
@@ -395,8 +393,12 @@ class _Stored:
     """What the database held for the repository when its sync began."""
 
     ledger: dict[str, repos_q.LedgerEntry]
-    known: set[str]
     facts: list[repos_q.ComponentRowFacts]
+
+    @property
+    def known(self) -> set[str]:
+        """The commits read before (every stored row's)."""
+        return {row.commit_hash for row in self.facts}
 
 
 def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, engine: Any, stored: _Stored,
