@@ -555,11 +555,6 @@ def _check_commit_id(commit: str) -> str:
     return commit
 
 
-def _valid_branch_name(branch: str) -> bool:
-    """A conservative check before a branch name from a remote reaches ``git init``."""
-    return bool(branch) and not branch.startswith("-") and all(ch.isprintable() and ch != " " for ch in branch)
-
-
 def _config_quote(value: str) -> str:
     """A git config value in double quotes (``\\`` and ``"`` escaped), as ``git config`` reads it."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -881,11 +876,10 @@ class RepositoryMirror:
         return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
 
     @_writes_mirror
-    def ensure(self, *, initial_branch: str | None = None) -> None:
+    def ensure(self) -> None:
         """Create the bare mirror if needed and (re)set its remote URL. Idempotent.
 
-        A new mirror costs one process: ``git init`` without templates (with ``initial_branch``
-        as its HEAD when given), then our two settings are appended to the config file it just wrote, in git's
+        A new, empty mirror costs one process: ``git init`` without templates, then our two settings are appended to the config file it just wrote, in git's
         own syntax (value quoted and escaped), instead of two ``git config`` processes. An
         existing mirror's URL is checked once per object.
         """
@@ -894,15 +888,10 @@ class RepositoryMirror:
         if not self.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             env = _base_environment(allow_http=self._allow_http, credentials=None)
-            branch_args = (
-                [f"--initial-branch={initial_branch}"]
-                if initial_branch and _valid_branch_name(initial_branch)
-                else []
-            )
             _run(
                 # --template= (none): a mirror needs no sample hooks or info/exclude, and
                 # copying them is most of what git init costs.
-                ["init", "--bare", "--quiet", "--template=", *branch_args, "--", str(self.path)],
+                ["init", "--bare", "--quiet", "--template=", "--", str(self.path)],
                 env=env,
                 action="init",
                 cwd=self.path.parent,
@@ -917,6 +906,41 @@ class RepositoryMirror:
             if current != self.url:
                 self._git("config", "remote.origin.url", self.url, action="config")
         self._ensured = True
+
+    @_writes_mirror
+    def _clone(self) -> str | None:
+        """Create the mirror from its remote in one process; return the remote's HEAD (a
+        ``refs/heads/…`` name) or None when it has none.
+
+        ``git clone --bare`` lists the remote, fetches its heads and tags and points the mirror's
+        HEAD at the remote's default branch: what ``ls-remote``, ``init`` and a first ``fetch``
+        did in three processes (about a third less git CPU per new mirror). A bare clone writes
+        no fetch refspec, so later fetches take only ours (``_FETCH_REFSPECS``). A folder left
+        at the mirror's place that is not a mirror (a clone killed before it wrote ``HEAD``) is
+        removed first; we hold the mirror's write lock.
+        """
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _run(
+            # --template= (none): a mirror needs no sample hooks or info/exclude.
+            ["clone", "--bare", "--quiet", "--template=", "--config", "core.logAllRefUpdates=false", "--",
+             self.url, str(self.path)],
+            env=_base_environment(allow_http=self._allow_http, credentials=self._credentials),
+            action="clone",
+            cwd=self.path.parent,
+            url=self.url,
+            credentials=self._credentials,
+            timeout=self._timeout,
+        )
+        self._ensured = True
+        try:
+            head = (self.path / "HEAD").read_text(encoding="utf-8").strip()
+        except OSError:
+            head = ""
+        # "ref: refs/heads/<branch>" (a symref); a detached remote HEAD leaves a commit id here.
+        self._head_target = head[5:].strip() if head.startswith("ref: ") else None
+        return self._head_target
 
     def _config_get(self, key: str) -> str | None:
         try:
@@ -1050,7 +1074,8 @@ class RepositoryMirror:
     def fetch(self, remote: RemoteRefs | None = None) -> FetchResult:
         """Bring heads and tags up to date (``--prune --force``) and report what moved.
 
-        ``ls-remote`` runs first: when the remote's refs equal ours, no fetch is run at all
+        A mirror that does not exist yet is cloned (``_clone``: one process). For an existing
+        one ``ls-remote`` runs first: when the remote's refs equal ours, no fetch is run at all
         (the common case of a periodic sync). A caller that has just listed the remote (the
         sync's batched ref check) passes that listing as ``remote`` and no second ls-remote
         runs; the fetch itself still takes whatever the remote holds by then. Pins under
@@ -1058,29 +1083,22 @@ class RepositoryMirror:
         can drop pinned commits.
         """
         created = not self.exists()
-        if remote is not None and remote.raw is not None:
-            head, remote_raw = remote.head_symref, dict(remote.raw)
-            initial = head.removeprefix("refs/heads/") if head and head.startswith("refs/heads/") else None
-            self.ensure(initial_branch=initial)
-            if created and initial and _valid_branch_name(initial):
-                self._head_target = head  # git init pointed HEAD there
-        else:
-            self.ensure()
-            head, remote_raw, _remote_peeled = self._ls_remote_raw()
+        before: dict[str, tuple[str, str]] = {}
         if created:
-            # Nothing exists yet in a mirror git init just made.
-            before: dict[str, tuple[str, str]] = {}
-            pins: list[str] = []
-            origin_head: str | None = None
+            # A new mirror is cloned: the clone lists the remote itself (``remote`` is not needed).
+            head = self._clone()
+            fetched = True
         else:
+            if remote is not None and remote.raw is not None:
+                head, remote_raw = remote.head_symref, dict(remote.raw)
+                self.ensure()
+            else:
+                self.ensure()
+                head, remote_raw, _remote_peeled = self._ls_remote_raw()
             before, pins, origin_head = self._ref_state()
-        fetched = False
-        if {name: raw for name, (raw, _p) in before.items()} != remote_raw:
-            # A mirror git init just made has nothing to maintain: its first fetch skips the
-            # `git maintenance run --auto` (gc --auto on older gits) process fetch starts at its end.
-            first = ("-c", "maintenance.auto=false", "-c", "gc.auto=0") if created else ()
+            fetched = {name: raw for name, (raw, _p) in before.items()} != remote_raw
+        if fetched and not created:
             self._git(
-                *first,
                 "fetch",
                 "--prune",
                 "--force",
@@ -1092,7 +1110,6 @@ class RepositoryMirror:
                 action="fetch",
                 network=True,
             )
-            fetched = True
             self.close()  # new packs: restart cat-file rather than trust its caches
         if fetched:
             after, pins, origin_head = self._ref_state()

@@ -500,8 +500,55 @@ def test_token_reaches_an_http_remote_only_as_basic_auth(tmp_path: Path) -> None
 # ---------------------------------------------------------------- fast paths used by sync
 
 
+def test_a_new_mirror_is_cloned_with_every_tag_and_the_remote_head(crm: RepoHandle, tmp_path: Path) -> None:
+    """fetch() on a missing mirror runs one ``git clone --bare``: heads, every tag (annotated, and
+    one on a commit no branch reaches), the remote's HEAD, no fetch refspec of git's own (so a
+    later ``--prune`` fetch keeps our pins), and a leftover non-mirror folder is replaced."""
+    crm.create_branch("develop")
+    crm.set_default_branch("develop")
+    c2 = crm.commit(files={"x.txt": "2"}, tags=["v1.1.0"], annotated=True)
+    crm.git("checkout", "-q", "--detach")
+    loose = crm.commit(files={"x.txt": "off-branch"}, push=False)
+    crm.tag("v9.0.0-rc.1", loose)
+    crm.git("checkout", "-q", crm.branch)
+    path = tmp_path / "m.git"
+    (path / "junk").mkdir(parents=True)  # a clone killed before it wrote HEAD leaves such a folder
+    mirror = RepositoryMirror(path, crm.url)
+    got = mirror.fetch()
+    assert got.fetched and got.default_branch == "develop" and mirror.default_branch() == "develop"
+    assert got.refs["refs/tags/v1.1.0"] == c2 and got.refs["refs/tags/v9.0.0-rc.1"] == loose
+    assert set(got.refs) == {"refs/heads/main", "refs/heads/develop", "refs/tags/v1.0.0", "refs/tags/v1.1.0",
+                             "refs/tags/v9.0.0-rc.1"}
+    assert set(got.added) == set(got.refs) and not (path / "junk").exists()
+    assert git_out("symbolic-ref", "HEAD", cwd=path).strip() == "refs/heads/develop"
+    config = git_out("config", "--list", "--local", cwd=path)
+    assert f"remote.origin.url={crm.url}" in config and "core.logallrefupdates=false" in config
+    assert "remote.origin.fetch" not in config and not (path / "hooks").exists()
+    mirror.pin(c2)
+    crm.delete_tag("v1.1.0")
+    crm.set_default_branch("main")
+    crm.delete_branch("develop")
+    again = mirror.fetch()
+    assert "refs/tags/v1.1.0" in again.deleted and "refs/heads/develop" in again.deleted
+    assert again.default_branch == "main" and mirror.pins() == [c2] and mirror.has_commit(c2)
+    mirror.close()
+
+
+def test_cloning_an_empty_remote_gives_an_empty_mirror(factory: GitRepoFactory, tmp_path: Path) -> None:
+    empty = factory.create("nothing", empty=True)
+    mirror = RepositoryMirror(tmp_path / "e.git", empty.url)
+    got = mirror.fetch()
+    assert got.refs == {} and got.default_branch is None and mirror.default_branch() is None
+    first = empty.commit(files={"a.txt": "1"}, tags=["v0.1.0"])
+    later = mirror.fetch()
+    assert later.fetched and later.refs == {"refs/heads/main": first, "refs/tags/v0.1.0": first}
+    assert later.default_branch == "main"
+    mirror.close()
+
+
 def test_fetch_with_a_listing_creates_the_mirror_like_a_plain_fetch(crm: RepoHandle, tmp_path: Path) -> None:
-    """The sync hands fetch() its batched ls-remote: same refs, pins, HEAD and config as without."""
+    """A new mirror is cloned (the listing is not needed); an ensured, empty one is fetched into:
+    the same refs, HEAD and config either way, and later fetches with a listing work as before."""
     crm.create_branch("develop")
     crm.set_default_branch("develop")
     c2 = crm.commit(files={"x.txt": "2"}, tags=["v1.1.0"])

@@ -97,6 +97,9 @@ def remote_listing(value: Mapping[str, Any] | None) -> RemoteRefs | None:
 def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) -> PlannedSync:
     """Load targets, recover stale SYNC_IN_PROGRESS, ask every remote for its refs at once.
 
+    Only repositories with a mirror are asked: one without (never synced, or its mirror deleted)
+    is synced in any case, and its clone lists the remote itself.
+
     A plain sync of everything (``names`` empty) leaves out repositories inside their failure
     back-off window (``next_sync_after``), so a broken remote is not hammered by a schedule;
     naming a repository syncs it regardless.
@@ -118,7 +121,11 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
                                        f"{t.next_sync_after:%Y-%m-%d %H:%M:%S} UTC (name it to sync now)")
         else:
             active.append(t)
-    token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings) for t in active}
+    # A repository without a mirror is cloned whatever its remote holds, and the clone lists the
+    # remote itself: asking it first would only cost a second round trip (and two processes).
+    has_mirror = {t.id: os.path.isdir(mirror_path(settings, t.id)) for t in active}
+    token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings)
+                                                    for t in active if has_mirror[t.id]}
     by_creds: dict[GitCredentials | None, list[str]] = defaultdict(list)
     for url, creds in token_urls.items():
         by_creds[creds].append(url)
@@ -127,14 +134,16 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
         remote.update(ls_remote_many(urls, concurrency=max(8, settings.sync_concurrency), credentials=creds,
                                      timeout=settings.git_timeout_seconds))
     for t in active:
+        if not has_mirror[t.id]:
+            plan.to_sync.append(str(t.id))
+            continue
         outcome = remote[t.url]
         if isinstance(outcome, GitError):
             plan.failed[str(t.id)] = outcome.message
             plan.failed_codes[str(t.id)] = outcome.code
             continue
         refs = _release_relevant(outcome.refs)
-        mirror_ok = os.path.isdir(mirror_path(settings, t.id))
-        if t.status == "SYNCED" and mirror_ok and refs == t.synced_refs:
+        if t.status == "SYNCED" and refs == t.synced_refs:
             plan.unchanged.append(str(t.id))
         else:
             plan.to_sync.append(str(t.id))

@@ -1,5 +1,5 @@
 """The fast paths of sync: the CLI's no-op runs no flow (and imports no Prefect); the plan's
-listing spares the second ls-remote; new rows are written with their final release flags."""
+listing spares the second ls-remote (a repository with no mirror is cloned, not asked first); new rows are written with their final release flags."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ def test_plan_listing_is_used_and_new_rows_carry_final_flags(env, factory, regis
     repo = factory.create("demo", files=tools_files(["a", "b"]), tag="v1.0.0")
     register(repo)
     first = run_sync()
-    assert len(first.plan.remote) == 1  # the listing travels with the plan
+    assert first.plan.to_sync and not first.plan.remote  # no mirror yet: cloned, not asked first
     # A reused version (same version, different files) and a new release in the same sync.
     repo.commit(files={"tools/a/component.yaml": component_yaml("a", "1.0.0") + "# changed\n"}, tags=["v1.0.1"])
     repo.commit(files=tools_files(["a", "b"], "1.1.0"), tags=["v1.1.0"])
     second = run_sync()
+    assert len(second.plan.remote) == 1  # the listing travels with the plan
     result = second.results["demo"]
     assert result.status == "synced", result
     rows = q(env, "SELECT name, version, release_tags, is_release, is_reused_version FROM components "
