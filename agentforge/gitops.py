@@ -879,9 +879,10 @@ class RepositoryMirror:
     def ensure(self) -> None:
         """Create the bare mirror if needed and (re)set its remote URL. Idempotent.
 
-        A new, empty mirror costs one process: ``git init`` without templates, then our two settings are appended to the config file it just wrote, in git's
-        own syntax (value quoted and escaped), instead of two ``git config`` processes. An
-        existing mirror's URL is checked once per object.
+        A new, empty mirror costs one process: ``git init`` without templates, then our two
+        settings are appended to the config file it just wrote, in git's own syntax (value quoted
+        and escaped), instead of two ``git config`` processes. (A sync creates its mirrors with
+        ``fetch``, which clones them.) An existing mirror's URL is checked once per object.
         """
         if self._ensured and self.exists():
             return

@@ -140,13 +140,15 @@ def cold_sync(url: str, name: str) -> tuple[float, dict[str, Any]]:
     import sqlalchemy as sa
 
     from agentforge.db import get_engine
+    from agentforge.parsepool import offload
     from agentforge.services import sync as svc
     from agentforge.services.repos import add_repository
 
     t0 = time.perf_counter()
     add_repository(url, name=name)
     plan = svc.check_and_record([name])
-    results = [svc.sync_repository(i, remote=plan.remote.get(i)) for i in plan.to_sync]
+    with offload(len(plan.to_sync)):  # as the flow runs its tasks (flows/sync.py)
+        results = [svc.sync_repository(i, remote=plan.remote.get(i)) for i in plan.to_sync]
     seconds = time.perf_counter() - t0
     with get_engine().connect() as conn:
         repo_id = conn.execute(sa.text("SELECT id FROM repositories WHERE name = :n"), {"n": name}).scalar_one()

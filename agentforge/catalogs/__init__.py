@@ -2,7 +2,6 @@
 ``server.json``), read into the same records as the native reader. See :mod:`.read`."""
 
 from agentforge.catalogs.files import component_checksum_at, component_files, component_tree, export_component
-from agentforge.catalogs.frontmatter import Markdown, parse_markdown
 from agentforge.catalogs.names import NAMESPACE_SEPARATOR, namespaced, normalise_name
 from agentforge.catalogs.read import FORMATS, CatalogMirror, detect_format, external_sources, read_catalog_snapshot
 from agentforge.catalogs.versions import (
@@ -13,6 +12,7 @@ from agentforge.catalogs.versions import (
     release_version_for,
     tag_applies_to,
 )
+from agentforge.core.frontmatter import Markdown, parse_markdown
 
 __all__ = [
     "FORMATS",

@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from agentforge.catalogs.frontmatter import Markdown, parse_markdown
 from agentforge.catalogs.names import namespaced, normalise_name
 from agentforge.catalogs.versions import catalog_version_from_tag, coerce_version, pseudo_version
 from agentforge.core.documents import API_VERSION, parse_component, parse_composition
+from agentforge.core.frontmatter import Markdown
 from agentforge.core.hashing import manifest_hash
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document, load_json_document
 from agentforge.errors import AgentForgeError
+from agentforge.parsepool import parse_markdown_many
 from agentforge.reader import (
     COMPONENT_FILE,
     MANIFEST_FILE,
@@ -454,21 +455,33 @@ class _CatalogReader:
                 except AgentForgeError as exc:
                     self.problem(f"{path}{self.at}: {exc.message}; skipped")
                     blobs[path] = None
+        # Parsed in one batch (a large one partly in the sync's worker process, on another core:
+        # agentforge.parsepool), each blob once.
+        fresh: dict[str, Markdown | _Failed] = {}
+        todo = [p for p in dict.fromkeys(wanted)
+                if blobs.get(p) is not None and (p not in blob_ids or ("md", blob_ids[p]) not in self._parsed)]
+        by_blob: dict[str, str] = {}
+        batch: list[str] = []
+        for path in todo:
+            blob = blob_ids.get(path)
+            if blob is not None and blob in by_blob:
+                continue  # the same file at another path
+            if blob is not None:
+                by_blob[blob] = path
+            batch.append(path)
+        results = parse_markdown_many([blobs[p] or b"" for p in batch], source=_SOURCE)
+        for path, result in zip(batch, results, strict=True):
+            parsed_now = result if isinstance(result, Markdown) else _Failed(*result)
+            fresh[path] = parsed_now
+            if path in blob_ids:
+                self._parsed[("md", blob_ids[path])] = parsed_now
         for path in wanted:
             source = f"{path}{self.at}"
             key = ("md", blob_ids[path]) if path in blob_ids else None
-            parsed: Markdown | _Failed | None = self._parsed.get(key) if key is not None else None
+            parsed: Markdown | _Failed | None = self._parsed.get(key) if key is not None else fresh.get(path)
             if parsed is None:
-                data = blobs.get(path)
-                if data is None:
-                    self._markdown[path] = None
-                    continue
-                try:
-                    parsed = parse_markdown(data, source=_SOURCE)
-                except AgentForgeError as exc:
-                    parsed = _Failed(exc.message, exc.code, exc.hint)
-                if key is not None:
-                    self._parsed[key] = parsed
+                self._markdown[path] = None  # not readable (reported above) or nothing read
+                continue
             if isinstance(parsed, _Failed):
                 self.problem(f"{_relabel(parsed.message, source)}; skipped")
                 self._markdown[path] = None

@@ -131,6 +131,30 @@ def parse_markdown(data: bytes | str, *, source: str) -> Markdown:
     ``source`` names the file in warnings. Raises ``DocumentError`` (from ``load_document``'s
     decoding) only for bytes that are not UTF-8; callers report it and skip the file.
     """
+    split = split_markdown(data, source=source)
+    if isinstance(split, Markdown):
+        return split
+    return with_frontmatter(split, read_frontmatter(split.start, split.block, source=source))
+
+
+@dataclass
+class Split:
+    """A markdown file cut at its frontmatter fences: what ``read_frontmatter`` parses (``block``,
+    its lines, the first of them at 0-based line ``start + 1`` of the file) and the ``body``."""
+
+    start: int
+    block: list[str]
+    body: str
+
+
+#: ``read_frontmatter``'s answer: (fields, read line by line?, warnings, top-level key → line).
+Frontmatter = tuple[dict[str, Any], bool, list[str], dict[str, int]]
+
+
+def split_markdown(data: bytes | str, *, source: str) -> Markdown | Split:
+    """The cheap half of ``parse_markdown`` (decoding, line endings, the fences): the whole
+    ``Markdown`` of a file without frontmatter, else the ``Split`` to finish with
+    ``with_frontmatter(split, read_frontmatter(...))``, which may run in another process."""
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
@@ -151,8 +175,13 @@ def parse_markdown(data: bytes | str, *, source: str) -> Markdown:
         return Markdown(fields={}, body=text, has_frontmatter=False,
                         warnings=[f"{source}:{start + 1}: frontmatter fence '---' is never closed; "
                                   "read as a file without frontmatter"])
-    block = [_clean_line(line) for line in lines[start + 1:end]]
-    body = "\n".join(lines[end + 1:])
+    return Split(start=start, block=lines[start + 1:end], body="\n".join(lines[end + 1:]))
+
+
+def read_frontmatter(start: int, block: list[str], *, source: str) -> Frontmatter:
+    """The frontmatter lines of a ``Split``, parsed: strict YAML, else line by line (with a
+    warning). Never raises."""
+    block = [_clean_line(line) for line in block]
     raw, where = _raw_values(block)
     field_lines = {key: start + 2 + index for key, index in where.items()}
     warnings: list[str] = []
@@ -176,5 +205,10 @@ def parse_markdown(data: bytes | str, *, source: str) -> Markdown:
     for key, value in list(fields.items()):
         if isinstance(value, str) and key in TEXT_FIELDS:
             fields[key] = value.strip(" \t" + _INVISIBLE) if key == "name" else value
-    return Markdown(fields=fields, body=body, has_frontmatter=True, lenient=lenient, warnings=warnings,
+    return fields, lenient, warnings, field_lines
+
+
+def with_frontmatter(split: Split, frontmatter: Frontmatter) -> Markdown:
+    fields, lenient, warnings, field_lines = frontmatter
+    return Markdown(fields=fields, body=split.body, has_frontmatter=True, lenient=lenient, warnings=warnings,
                     field_lines=field_lines)
