@@ -728,6 +728,7 @@ class RepositoryMirror:
         self._root_trees: dict[str, str] = {}
         self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
         self._found: dict[tuple[str, str, int], list[str]] = {}  # find_files by (commit id, name, depth)
+        self._last_walk: tuple[str, list[tuple[str, str, str]]] | None = None  # (tree id, its whole walk)
         self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
@@ -1341,20 +1342,33 @@ class RepositoryMirror:
 
     def _walk(self, tree_id: str, *, max_depth: int | None = None) -> list[tuple[str, str, str]]:
         """(relative path, mode, object id) of every entry below a tree (folders included),
-        reading the trees a level at a time, each level in one round trip."""
+        reading the trees a level at a time, each level in one round trip.
+
+        The last whole walk is kept: a depth-limited walk that reached every folder is one, so
+        format detection's ``find_files`` and the catalog listing after it walk a tree once."""
+        if self._last_walk is not None and self._last_walk[0] == tree_id:
+            full = self._last_walk[1]
+            return list(full) if max_depth is None else [e for e in full if e[0].count("/") <= max_depth]
         out: list[tuple[str, str, str]] = []
         level: list[tuple[str, str]] = [("", tree_id)]
         depth = 0
+        whole = True
         while level:
             self._load_trees(t for _p, t in level)
             below: list[tuple[str, str]] = []
             for prefix, tid in level:
                 for name, (mode, object_id) in self._trees[tid].items():
                     out.append((prefix + name, mode, object_id))
-                    if mode == MODE_TREE and (max_depth is None or depth < max_depth):
-                        below.append((f"{prefix}{name}/", object_id))
+                    if mode == MODE_TREE:
+                        if max_depth is None or depth < max_depth:
+                            below.append((f"{prefix}{name}/", object_id))
+                        else:
+                            whole = False
             level = below
             depth += 1
+        if whole:
+            self._last_walk = (tree_id, out)
+            return list(out)
         return out
 
     def list_tree(self, commit: str) -> tuple[str, list[ListedObject]]:

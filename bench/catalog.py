@@ -7,7 +7,7 @@
 
 Measured, in one run, against the same bare repository (``file://``):
 
-- catalog: ``RepositoryMirror.ensure() + fetch()`` (the mirror clone) and
+- catalog: ``RepositoryMirror.fetch()`` (the mirror clone: one ``git clone --bare``) and
   ``read_catalog_snapshot`` at the tip (detection, listing, every file read, records built
   and validated with ``parse_component``/``parse_composition``);
 - raw git: ``git clone --mirror`` plus one ``git ls-tree -r`` and one ``git cat-file --batch``
@@ -244,7 +244,6 @@ def main() -> None:
 
             t0 = time.perf_counter()
             mirror = RepositoryMirror(work / f"mirror{run}.git", bare.as_uri())
-            mirror.ensure()
             mirror.fetch()
             clone_s = min(clone_s, time.perf_counter() - t0)
             tip = mirror.local_refs()["refs/heads/main"]

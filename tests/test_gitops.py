@@ -599,3 +599,31 @@ def test_ensure_quotes_the_url_in_the_config_file(factory: GitRepoFactory, tmp_p
     assert got == odd.url
     mirror.fetch()
     assert mirror.local_refs()["refs/heads/main"] == odd.commits[0]
+
+
+def test_a_depth_limited_walk_that_reached_everything_serves_the_listing_and_one_that_did_not_does_not(
+        factory: GitRepoFactory, tmp_path: Path) -> None:
+    """find_files (depth 6) then list_tree on the same commit walk its tree once when no folder
+    is deeper; a deeper folder makes list_tree walk again, and it lists the deep files."""
+    deep = "a/b/c/d/e/f/g/h/deep.txt"
+    shallow = factory.create("shallow", files={"x/component.yaml": "kind: Tool\n", "y/z.md": "# z\n"})
+    tall = factory.create("tall", files={"x/component.yaml": "kind: Tool\n", deep: "deep\n"})
+    for handle, expect_deep in ((shallow, False), (tall, True)):
+        mirror = RepositoryMirror(tmp_path / f"{handle.name}.git", handle.url)
+        mirror.fetch()
+        commit = handle.commits[-1]
+        fresh = RepositoryMirror(mirror.path, handle.url)
+        expected = fresh.list_tree(commit)
+        assert mirror.find_files(commit, "component.yaml") == ["x/component.yaml"]
+        loads: list[int] = []
+
+        def counted(ids: object, real: object = mirror._load_trees, loads: list[int] = loads) -> None:
+            loads.append(1)
+            real(ids)  # type: ignore[operator]
+
+        mirror._load_trees = counted  # type: ignore[method-assign]
+        assert mirror.list_tree(commit) == expected
+        assert (deep in {e.path for e in expected[1]}) is expect_deep
+        assert bool(loads) is expect_deep  # walked again only when the limited walk stopped short
+        mirror.close()
+        fresh.close()
