@@ -698,6 +698,15 @@ def _writes_mirror(method: _F) -> _F:
     return locked  # type: ignore[return-value]
 
 
+_MIRROR_MISSING_HINT = "Run `agentforge sync` for its repository: the sync creates the mirror again."
+
+
+def is_mirror(path: str | Path) -> bool:
+    """A git repository at ``path`` (what a mirror's folder holds once created). A folder without
+    ``HEAD`` and ``objects`` (emptied, or left by a clone killed early) is none: fetch re-creates it."""
+    return os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(os.path.join(path, "objects"))
+
+
 class RepositoryMirror:
     """A bare mirror of one remote: its branches and tags, plus commits we pinned.
 
@@ -754,7 +763,7 @@ class RepositoryMirror:
 
     def _git(self, *args: str, action: str, network: bool = False) -> bytes:
         if not self.exists():
-            raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING", hint="Call ensure() first.")
+            raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING", hint=_MIRROR_MISSING_HINT)
         return _run(
             args,
             env=self._env(network=network),
@@ -768,7 +777,8 @@ class RepositoryMirror:
     def _catfile(self) -> _CatFile:
         if self._cat is None:
             if not self.exists():
-                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING")
+                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING",
+                               hint=_MIRROR_MISSING_HINT)
             self._cat = _CatFile(self.path, self._env())
         return self._cat
 
@@ -874,7 +884,7 @@ class RepositoryMirror:
     # ---- lifecycle
 
     def exists(self) -> bool:
-        return (self.path / "HEAD").is_file() and (self.path / "objects").is_dir()
+        return is_mirror(self.path)
 
     @_writes_mirror
     def ensure(self) -> None:
@@ -1172,7 +1182,8 @@ class RepositoryMirror:
             stdin.write(commands)
             stdin.seek(0)
             if not self.exists():
-                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING")
+                raise GitError(f"Mirror {self.path} does not exist", code="GIT_MIRROR_MISSING",
+                               hint=_MIRROR_MISSING_HINT)
             _run(["update-ref", "--stdin"], env=self._env(), action="update-ref", cwd=self.path,
                  timeout=self._timeout, istream=stdin)
 

@@ -684,9 +684,15 @@ def accept_tag(*, session: Session, repository_id: uuid.UUID, tag: str) -> Ledge
     if row.state != TagState.MOVED or not row.current_commit:
         raise Conflict(f"tag {tag!r} has not moved (state {row.state.value}); nothing to accept")
     old = row.first_commit
+    # The old commit's rows lose the tag, and with it their release when it was their only tag:
+    # until the next sync reads the accepted commit, no commit releases that version (resolving it
+    # must not fall back to the commit the person just rejected).
+    remaining = sa.func.array_remove(Component.release_tags, tag)
     session.execute(sa.update(Component).where(Component.repository_id == repository_id,
                                                Component.commit_hash == old)
-                    .values(release_tags=sa.func.array_remove(Component.release_tags, tag)))
+                    .values(release_tags=remaining,
+                            is_release=sa.case((sa.func.cardinality(remaining) > 0, Component.is_release),
+                                               else_=sa.false())))
     row.first_commit = row.current_commit
     row.state = TagState.OK
     row.accepted_at = datetime.now(UTC)

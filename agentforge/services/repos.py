@@ -28,6 +28,13 @@ from models import settings as settings_q
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
+def _suggested_name(name: str) -> str:
+    """A valid name close to ``name`` (``NAME_INVALID``'s hint must itself be valid)."""
+    suggestion = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
+    suggestion = re.sub(r"^[^a-z0-9]+", "", suggestion)[:100].rstrip("-._")
+    return suggestion if _NAME_RE.match(suggestion) else "my-repo"
+
+
 class RepoAdded(BaseModel):
     name: str
     url: str
@@ -62,9 +69,9 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
     repo_name = name or default_repository_name(url)
     if not _NAME_RE.match(repo_name):
         raise AgentForgeError(f"repository name {repo_name!r} is not valid: use lower-case letters, digits, '.', "
-                              "'_' and '-' (max 100)", code="NAME_INVALID",
-                              hint="Pass --name with such a name, e.g. --name " + (
-                                  re.sub(r"[^a-z0-9._-]+", "-", repo_name.lower()).strip("-") or "my-repo") + ".")
+                              "'_' and '-', starting with a letter or digit (at most 100 characters)",
+                              code="NAME_INVALID",
+                              hint=f"Pass --name with such a name, e.g. --name {_suggested_name(repo_name)}.")
     try:
         repo_type = RepoType((type or "mixed").upper())
     except ValueError:

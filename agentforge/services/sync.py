@@ -29,7 +29,7 @@ from agentforge.core.results import RepoSyncResult, SyncPlan
 from agentforge.core.urls import github_owner_repo
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, GitError, is_retryable, redact
-from agentforge.gitops import GitCredentials, RemoteRefs, RepositoryMirror, ls_remote_many
+from agentforge.gitops import GitCredentials, RemoteRefs, RepositoryMirror, is_mirror, ls_remote_many
 from agentforge.reader import ComponentRecord, Snapshot
 from agentforge.services import compose
 from models import ComponentType, TagState
@@ -123,7 +123,7 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
             active.append(t)
     # A repository without a mirror is cloned whatever its remote holds, and the clone lists the
     # remote itself: asking it first would only cost a second round trip (and two processes).
-    has_mirror = {t.id: os.path.isdir(mirror_path(settings, t.id)) for t in active}
+    has_mirror = {t.id: is_mirror(mirror_path(settings, t.id)) for t in active}
     token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings)
                                                     for t in active if has_mirror[t.id]}
     by_creds: dict[GitCredentials | None, list[str]] = defaultdict(list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,6 +143,12 @@ def test_repo_add_rejects_dangerous_urls(env, url: str) -> None:
 def test_repo_add_bad_options_say_what_to_do(env, tmp_path) -> None:
     res = cli("repo", "add", "--no-check", str(tmp_path), "--name", "BAD NAME")
     assert res.code == 2 and "NAME_INVALID" in res.err and "--name bad-name" in res.err
+    # The hint's name is itself valid, whatever was passed.
+    for bad in ("../evil", "___", "a" * 101, "-x-"):
+        res = cli("--json", "repo", "add", "--no-check", str(tmp_path), "--name", bad)
+        assert res.code == 2 and res.json()["error"]["code"] == "NAME_INVALID", res.out
+        hinted = res.json()["error"]["hint"].rsplit("--name ", 1)[1].rstrip(".")
+        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", hinted), (bad, hinted)
     res = cli("--json", "repo", "add", "--no-check", str(tmp_path), "--format", "xml")
     assert res.code == 2 and res.json()["error"]["code"] == "FORMAT_UNKNOWN" and "mcp-server" in res.json()["error"]["hint"]
     res = cli("repo", "add", "--no-check", str(tmp_path), "--type", "bogus")

@@ -120,10 +120,29 @@ def test_moved_tag_is_held_back_until_accepted(env, factory, register) -> None:
     with session_scope(env) as session:
         repo_id = repos_q.get_repository(session=session, name="demo").id
         repos_q.accept_tag(session=session, repository_id=repo_id, tag="v1.0.0")
+    # Until the next sync reads the accepted commit, the rejected one releases nothing.
+    assert q(env, "SELECT 1 FROM components WHERE commit_hash = :c AND (is_release OR release_tags <> '{}')",
+             c=old) == []
     after = run_sync()
     assert after.results["demo"].status == "synced"
     assert tuple(one(env, "SELECT first_commit, state FROM repository_tags")) == (new, "OK")
     assert one(env, "SELECT commit_hash FROM components WHERE 'v1.0.0' = ANY(release_tags)")[0] == new
+
+
+def test_an_emptied_mirror_folder_is_cloned_again(env, factory, register, home: Path) -> None:
+    repo = factory.create("demo", files=tools_files(["a"]), tag="v1.0.0")
+    register(repo)
+    run_sync()
+    mirror = next((home / "mirrors").glob("*.git"))
+    for child in mirror.iterdir():  # what `rm -rf mirror/*` leaves: the folder, nothing in it
+        subprocess.run(["rm", "-rf", str(child)], check=True)
+    again = run_sync()
+    assert not again.plan.unchanged and again.results["demo"].status == "synced"  # not "up to date"
+    assert (mirror / "HEAD").is_file()
+    from agentforge.gitops import RepositoryMirror
+
+    with RepositoryMirror(mirror, repo.url) as fresh:
+        assert fresh.local_refs()["refs/tags/v1.0.0"] == repo.commits[-1]
 
 
 def test_deleted_tag_commit_stays_pinned_and_fetchable(env, factory, register, home: Path) -> None:
