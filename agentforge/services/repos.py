@@ -71,7 +71,7 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
         raise AgentForgeError(f"repository name {repo_name!r} is not valid: use lower-case letters, digits, '.', "
                               "'_' and '-', starting with a letter or digit (at most 100 characters)",
                               code="NAME_INVALID",
-                              hint=f"Pass --name with such a name, e.g. --name {_suggested_name(repo_name)}.")
+                              hint=f"Pass --name with such a name, e.g. `--name {_suggested_name(repo_name)}`.")
     try:
         repo_type = RepoType((type or "mixed").upper())
     except ValueError:

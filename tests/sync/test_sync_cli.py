@@ -147,7 +147,7 @@ def test_repo_add_bad_options_say_what_to_do(env, tmp_path) -> None:
     for bad in ("../evil", "___", "a" * 101, "-x-"):
         res = cli("--json", "repo", "add", "--no-check", str(tmp_path), "--name", bad)
         assert res.code == 2 and res.json()["error"]["code"] == "NAME_INVALID", res.out
-        hinted = res.json()["error"]["hint"].rsplit("--name ", 1)[1].rstrip(".")
+        hinted = res.json()["error"]["hint"].rsplit("--name ", 1)[1].split("`")[0]
         assert re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", hinted), (bad, hinted)
     res = cli("--json", "repo", "add", "--no-check", str(tmp_path), "--format", "xml")
     assert res.code == 2 and res.json()["error"]["code"] == "FORMAT_UNKNOWN" and "mcp-server" in res.json()["error"]["hint"]
