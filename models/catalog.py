@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session, aliased
 
+from agentforge.core.constraints import version_from_tag
 from agentforge.errors import NotFound
 from models.enums import TagState
 from models.tables import Component, Repository, RepositoryTag
@@ -126,6 +127,9 @@ class ComponentVersion:
     has_local_changes: bool
     held_back: bool = False      # a release whose tags all moved: not offered until `repo accept-tag`
     held_back_reason: str | None = None  # which tag moved where, and the command that releases it
+    #: This version's tag was accepted at another commit after the last sync (`repo accept-tag`):
+    #: which commit, and the command that reads it. The row itself releases nothing meanwhile.
+    pending_reason: str | None = None
 
 
 def component_versions(*, session: Session, name: str, repository: str | None = None) -> list[ComponentVersion]:
@@ -149,6 +153,7 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
                 .where(RepositoryTag.repository_id.in_({row.repository_id for row in held_rows}),
                        RepositoryTag.state == TagState.MOVED)):
             ledger[(repo_id, tag)] = (first, current)
+    pending = _accepted_since_last_sync(session, {row.repository_id for row, *_rest in found})
     out = []
     for row, repo_name, is_held, is_released in found:
         reason = None
@@ -164,5 +169,26 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
             is_release=bool(is_released), is_reused=row.is_reused_version, definition=row.definition,
             is_installed=row.is_installed, install_path=row.install_path,
             sync_status=row.sync_status.value, has_local_changes=row.has_local_changes,
-            held_back=bool(is_held), held_back_reason=reason))
+            held_back=bool(is_held), held_back_reason=reason,
+            pending_reason=next((f"tag {tag} was accepted at {commit[:12]} after the last sync; "
+                                 f"`agentforge sync {repo_name}` reads it"
+                                 for tag, tv, commit in pending.get(row.repository_id, ())
+                                 if str(tv.version) == row.version and tv.component in (None, row.name)
+                                 and commit != row.commit_hash), None)))
+    return out
+
+
+def _accepted_since_last_sync(session: Session, repository_ids: set[Any]) -> dict[Any, list[tuple[str, Any, str]]]:
+    """Per repository: (tag, its version, accepted commit) of the tags `repo accept-tag` accepted
+    after the repository's last sync, which the next sync reads (one small query)."""
+    out: dict[Any, list[tuple[str, Any, str]]] = {}
+    for repo_id, tag, commit in session.execute(
+            sa.select(RepositoryTag.repository_id, RepositoryTag.tag, RepositoryTag.first_commit)
+            .join(Repository, Repository.id == RepositoryTag.repository_id)
+            .where(RepositoryTag.repository_id.in_(repository_ids), RepositoryTag.state == TagState.OK,
+                   RepositoryTag.accepted_at.is_not(None),
+                   sa.or_(Repository.last_sync.is_(None), RepositoryTag.accepted_at > Repository.last_sync))):
+        tv = version_from_tag(tag)
+        if tv is not None and commit:
+            out.setdefault(repo_id, []).append((tag, tv, commit))
     return out

@@ -206,19 +206,23 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
         "repository_url": row.repository_url, "path": row.path, "commit": row.commit, "tree": row.tree,
         "tags": row.tags, "release": row.is_release, "reused_version": row.is_reused,
         "held_back": row.held_back, "held_back_tags": row.tags if row.held_back else [],
-        "held_back_reason": row.held_back_reason,
+        "held_back_reason": row.held_back_reason, "pending_reason": row.pending_reason,
         "installed": row.is_installed, "install_path": row.install_path, "status": row.sync_status,
         "versions": release_versions, "held_back_versions": held_versions, "definition": row.definition,
     }
     if STATE.json:
         emit(data)
         return
-    quiet = {"definition", "held_back_tags", "held_back_reason"} | (set() if row.held_back else {"held_back"})
+    quiet = {"definition", "held_back_tags", "held_back_reason", "pending_reason"} | \
+        (set() if row.held_back else {"held_back"})
     facts = [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in data.items()
              if k not in quiet and v not in (None, [], "")]
     console.print(table(["field", "value"], facts, title=f"{row.name} {row.version}"))
     if row.held_back:
         console.print(f"{row.name} {row.version}: {row.held_back_reason} (`agentforge lock` does not choose it)",
+                      markup=False, highlight=False)
+    if row.pending_reason:
+        console.print(f"{row.name} {row.version} at {row.commit[:12]} is no release: {row.pending_reason}",
                       markup=False, highlight=False)
     console.print(dump_yaml(row.definition), markup=False, highlight=False)
 

@@ -75,8 +75,16 @@ def test_accept_tag_cli(env, factory, register, prefect_env) -> None:
     accepted = cli("repo", "accept-tag", "demo", "v1.0.0")
     assert accepted.code == 0, accepted.err
     assert cli("repo", "accept-tag", "demo", "v1.0.0").code == 2  # nothing left to accept
+    # Until the next sync: the rejected commit's row is no release, and show says what to run.
+    pending = cli("--json", "show", "a@1.0.0").json()
+    assert pending["commit"] == repo.commits[0] and pending["release"] is False
+    assert moved_to[:12] in pending["pending_reason"] and "agentforge sync demo" in pending["pending_reason"]
+    shown = cli("show", "a@1.0.0")
+    assert shown.code == 0 and "is no release: tag v1.0.0 was accepted at" in shown.out
     assert cli("sync", env=prefect_env).code == 0
     assert one(env, "SELECT commit_hash FROM components WHERE 'v1.0.0' = ANY(release_tags)")[0] == moved_to
+    after = cli("--json", "show", "a@1.0.0").json()
+    assert after["commit"] == moved_to and after["release"] is True and after["pending_reason"] is None
 
 
 def test_accept_tag_waits_for_a_running_sync_of_the_repository(env, factory, register, prefect_env) -> None:
