@@ -174,7 +174,7 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
                                  f"`agentforge sync {repo_name}` reads it"
                                  for tag, tv, commit in pending.get(row.repository_id, ())
                                  if str(tv.version) == row.version and tv.component in (None, row.name)
-                                 and commit != row.commit_hash), None)))
+                                 and commit != row.commit_hash and not is_released), None)))
     return out
 
 
