@@ -38,8 +38,8 @@ def sync_repositories(names: list[str] | None = None, plan: SyncPlan | None = No
         plan, remote_refs = checked, checked.remote
     listings = remote_refs or {}
     results = plan_results(plan)
-    # Many repositories: their documents are parsed in a worker process (agentforge.parsepool),
-    # so the task threads do not queue on the GIL for it.
+    # Parsing uses the second core meanwhile (agentforge.parsepool): component documents of many
+    # repositories, a share of a large catalog's markdown files.
     with offload(len(plan.to_sync)):
         futures = {i: sync_repository.submit(i, plan.names[i], listings.get(i)) for i in plan.to_sync}
         for repo_id, future in futures.items():

@@ -153,7 +153,9 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
                 .where(RepositoryTag.repository_id.in_({row.repository_id for row in held_rows}),
                        RepositoryTag.state == TagState.MOVED)):
             ledger[(repo_id, tag)] = (first, current)
-    pending = _accepted_since_last_sync(session, {row.repository_id for row, *_rest in found})
+    # Only a row that is no release can be a version whose tag was accepted elsewhere.
+    unreleased = {row.repository_id for row, _repo, _held, is_released in found if not is_released}
+    pending = _accepted_since_last_sync(session, unreleased) if unreleased else {}
     out = []
     for row, repo_name, is_held, is_released in found:
         reason = None

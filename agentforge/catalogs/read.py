@@ -456,25 +456,21 @@ class _CatalogReader:
                     self.problem(f"{path}{self.at}: {exc.message}; skipped")
                     blobs[path] = None
         # Parsed in one batch (a large one partly in the sync's worker process, on another core:
-        # agentforge.parsepool), each blob once.
+        # agentforge.parsepool), each blob once; a file without a listed blob (reached through a
+        # symlink) is kept by its path for this commit only.
+        batch: dict[tuple[str, str], str] = {}  # ("md", blob id) or ("path", path) → a path to parse
+        for path in wanted:
+            slot = ("md", blob_ids[path]) if path in blob_ids else ("path", path)
+            if blobs.get(path) is not None and slot not in self._parsed:
+                batch.setdefault(slot, path)
         fresh: dict[str, Markdown | _Failed] = {}
-        todo = [p for p in dict.fromkeys(wanted)
-                if blobs.get(p) is not None and (p not in blob_ids or ("md", blob_ids[p]) not in self._parsed)]
-        by_blob: dict[str, str] = {}
-        batch: list[str] = []
-        for path in todo:
-            blob = blob_ids.get(path)
-            if blob is not None and blob in by_blob:
-                continue  # the same file at another path
-            if blob is not None:
-                by_blob[blob] = path
-            batch.append(path)
-        results = parse_markdown_many([blobs[p] or b"" for p in batch], source=_SOURCE)
-        for path, result in zip(batch, results, strict=True):
+        results = parse_markdown_many([blobs[p] or b"" for p in batch.values()], source=_SOURCE)
+        for (kind, name), result in zip(batch, results, strict=True):
             parsed_now = result if isinstance(result, Markdown) else _Failed(*result)
-            fresh[path] = parsed_now
-            if path in blob_ids:
-                self._parsed[("md", blob_ids[path])] = parsed_now
+            if kind == "md":
+                self._parsed[(kind, name)] = parsed_now
+            else:
+                fresh[name] = parsed_now
         for path in wanted:
             source = f"{path}{self.at}"
             key = ("md", blob_ids[path]) if path in blob_ids else None
