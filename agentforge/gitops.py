@@ -742,6 +742,7 @@ class RepositoryMirror:
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
         self._head_target: str | None = None  # what the mirror's HEAD points at, when we know it
+        self._cloned = False  # this object created the mirror (``_clone``)
 
     # ---- plumbing
 
@@ -946,6 +947,7 @@ class RepositoryMirror:
             timeout=self._timeout,
         )
         self._ensured = True
+        self._cloned = True
         try:
             head = (self.path / "HEAD").read_text(encoding="utf-8").strip()
         except OSError:
@@ -1026,6 +1028,78 @@ class RepositoryMirror:
                 refs[name] = (raw, commit)
         return refs, sorted(pins), origin_head
 
+    def _ref_state_of_clone(self) -> tuple[dict[str, tuple[str, str]], list[str], str | None]:
+        """``_ref_state`` of a mirror ``_clone`` has just written, without a ``for-each-ref`` process.
+
+        ``git clone`` writes every ref it fetched into ``packed-refs`` (with the ``fully-peeled``
+        trait: each annotated tag is followed by a ``^<id>`` line naming the object it peels to)
+        and none as a loose file, and a bare clone has no pins and no ``origin/HEAD``. Which of the
+        ref targets are commits (lightweight tags of trees or blobs are not releases) is asked of
+        the cat-file process the read starts anyway, in one round trip. Anything else — no
+        ``packed-refs`` (an empty remote; a reftable repository), another trait, a loose ref, a
+        line this does not know — falls back to ``_ref_state``.
+        """
+        entries = self._packed_refs_of_clone()
+        if entries is None:
+            return self._ref_state()
+        targets = [peeled or raw for _name, raw, peeled in entries]
+        headers = self._headers(list(dict.fromkeys(targets))) if targets else []
+        kinds = {h[0]: h[1] for h in headers if h is not None}
+        refs = {name: (raw, target) for (name, raw, _peeled), target in zip(entries, targets, strict=True)
+                if kinds.get(target) == "commit"}
+        return refs, [], None
+
+    def _packed_refs_of_clone(self) -> list[tuple[str, str, str | None]] | None:
+        """(name, id, peeled id or None) of each head and tag in a fresh clone's ``packed-refs``;
+        None when the mirror's refs are not exactly that (see ``_ref_state_of_clone``)."""
+        try:
+            lines = (self.path / "packed-refs").read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not lines or not lines[0].startswith("# pack-refs with:") or "fully-peeled" not in lines[0].split():
+            return None
+        if any(files for _root, _dirs, files in os.walk(self.path / "refs")):
+            return None  # a loose ref (or a reftable stub): not what a clone leaves
+        entries: list[tuple[str, str, str | None]] = []
+        for line in lines[1:]:
+            if line.startswith("^"):
+                peeled = line[1:]
+                if not entries or entries[-1][2] is not None or not _HEX_ID.match(peeled):
+                    return None
+                name, raw, _none = entries[-1]
+                entries[-1] = (name, raw, peeled)
+                continue
+            raw, _sep, name = line.partition(" ")
+            if not _HEX_ID.match(raw) or not name.startswith(("refs/heads/", "refs/tags/")):
+                return None
+            entries.append((name, raw, None))
+        return entries
+
+    def _write_loose_ref(self, name: str, value: str) -> bool:
+        """Write one ref the way git's files backend does: ``<ref>.lock`` created exclusively, the
+        value written, then renamed over the ref (``value`` a commit id, or ``ref: <target>`` for a
+        symbolic ref). Saves a git process where a sync writes refs of its own. False, writing
+        nothing, when the mirror keeps refs otherwise (reftable) or the ref is locked or in the way:
+        the caller then runs git, which reports that properly. Callers hold the write lock."""
+        if (self.path / "reftable").exists() or not (self.path / "refs").is_dir():
+            return False
+        path = self.path / name
+        lock = path.with_name(path.name + ".lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError:
+            return False
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(value + "\n")
+            os.replace(lock, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            return False
+        return True
+
     def local_refs(self) -> dict[str, str]:
         """``refs/heads/*`` and ``refs/tags/*`` → commit id (annotated tags peeled)."""
         refs = self._for_each_ref("refs/heads", "refs/tags")
@@ -1072,7 +1146,9 @@ class RepositoryMirror:
             if self._head_target != head:
                 self._git("symbolic-ref", "HEAD", head, action="symbolic-ref")
                 self._head_target = head
-            self._git("symbolic-ref", REMOTE_HEAD_REF, head, action="symbolic-ref")
+            # Written as a file when it cannot exist yet (a new clone has no origin/HEAD), else by git.
+            if recorded is not None or not self._write_loose_ref(REMOTE_HEAD_REF, f"ref: {head}"):
+                self._git("symbolic-ref", REMOTE_HEAD_REF, head, action="symbolic-ref")
             return head.removeprefix("refs/heads/")
         if recorded is None:
             return None
@@ -1123,7 +1199,9 @@ class RepositoryMirror:
                 network=True,
             )
             self.close()  # new packs: restart cat-file rather than trust its caches
-        if fetched:
+        if created:
+            after, pins, origin_head = self._ref_state_of_clone()
+        elif fetched:
             after, pins, origin_head = self._ref_state()
         else:
             after = before
@@ -1159,7 +1237,8 @@ class RepositoryMirror:
 
     @_writes_mirror
     def pin_many(self, commits: Sequence[str]) -> None:
-        """``pin`` for several commits in one ``git update-ref --stdin`` transaction (all or none)."""
+        """``pin`` for several commits in one ``git update-ref --stdin`` transaction (all or none;
+        on a mirror this object has just cloned, written as ref files: see the comment below)."""
         unique = list(dict.fromkeys(commits))
         for commit in unique:
             _check_commit_id(commit)
@@ -1172,6 +1251,11 @@ class RepositoryMirror:
                     hint="Fetch it first (fetch_commit).",
                 )
         if not unique:
+            return
+        # A mirror this object has just cloned holds no pins and no other writer (we hold its lock
+        # and it is new): the pins are written as files, without a git process. Should any
+        # not be writable so, update-ref below writes them all (the same values).
+        if self._cloned and all(self._write_loose_ref(PIN_NAMESPACE + commit, commit) for commit in unique):
             return
         if len(unique) == 1:
             self._git("update-ref", PIN_NAMESPACE + unique[0], unique[0], action="update-ref")

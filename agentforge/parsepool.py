@@ -64,8 +64,11 @@ class _Worker:
     def __init__(self, *, components: bool) -> None:
         # Started from the folder that holds this very package, so `-m` finds the same code even
         # when it is not installed, and never an `agentforge` folder in the caller's directory.
+        # Without pydantic plugins (observability hooks): scanning the installed packages for them
+        # is a tenth of the worker's start-up, and it validates nothing a plugin should watch.
         self.proc = subprocess.Popen(list(WORKER_COMMAND), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_PACKAGE_PARENT)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_PACKAGE_PARENT,
+                                     env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"})
         self.lock = threading.Lock()  # one request at a time
         self.ready = threading.Event()  # markdown can go
         self.components_ready = threading.Event()  # and component documents too

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agentforge import gitops
 from agentforge.errors import GitError, GitUnreachable
 from agentforge.gitops import (
+    REMOTE_HEAD_REF,
     GitCredentials,
     RemoteRefs,
     RepositoryMirror,
@@ -531,6 +535,77 @@ def test_a_new_mirror_is_cloned_with_every_tag_and_the_remote_head(crm: RepoHand
     again = mirror.fetch()
     assert "refs/tags/v1.1.0" in again.deleted and "refs/heads/develop" in again.deleted
     assert again.default_branch == "main" and mirror.pins() == [c2] and mirror.has_commit(c2)
+    mirror.close()
+
+
+def test_a_new_clone_reads_its_refs_and_writes_its_own_without_git_processes_yet_as_git_would(
+        crm: RepoHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``_clone`` the refs come from ``packed-refs`` (no ``for-each-ref``), and origin/HEAD and
+    the pins are written as ref files (no ``symbolic-ref``, no ``update-ref``); git reads back the
+    same refs as from a mirror where git did all three. Tags of a tag, of a tree and of a blob are
+    the cases where packed-refs alone would mislead."""
+    c2 = crm.commit(files={"x.txt": "2"}, tags=["v1.1.0"], annotated=True)
+    crm.git("tag", "-a", "-m", "tag of a tag", "v1.1.1", "v1.1.0")
+    crm.git("tag", "tree-tag", "HEAD^{tree}")
+    blob = crm.git("rev-parse", "HEAD:x.txt")
+    crm.git("tag", "blob-tag", blob)
+    crm.git("tag", "-a", "-m", "annotated tree", "tree-annotated", "HEAD^{tree}")
+    crm.create_branch("develop", crm.commits[0])
+    crm.push()
+    spawned: list[str] = []
+    real_run = gitops._run
+
+    def counting_run(args: Sequence[str], **kwargs: Any) -> bytes:
+        spawned.append(args[0])
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(gitops, "_run", counting_run)
+    fast = RepositoryMirror(tmp_path / "fast.git", crm.url)
+    got = fast.fetch()
+    fast.pin_many([c2, crm.commits[0]])
+    assert spawned == ["clone"]  # cat-file, which the read needs anyway, answers the rest
+    monkeypatch.setattr(gitops, "_run", real_run)
+    assert got.refs == {"refs/heads/main": c2, "refs/heads/develop": crm.commits[0], "refs/tags/v1.0.0":
+                        crm.commits[0], "refs/tags/v1.1.0": c2, "refs/tags/v1.1.1": c2}
+    # A mirror where git itself listed and wrote the refs: the same answers.
+    slow = mirror_of(tmp_path, crm)
+    expected = slow.fetch()
+    slow.pin_many([c2, crm.commits[0]])
+    assert fast._ref_state() == slow._ref_state()
+    assert got.refs == expected.refs and got.default_branch == expected.default_branch == "main"
+    assert fast.default_branch() == "main" and fast.pins() == slow.pins() == sorted([c2, crm.commits[0]])
+    assert git_out("symbolic-ref", REMOTE_HEAD_REF, cwd=fast.path).strip() == "refs/heads/main"
+    assert git_out("for-each-ref", cwd=fast.path) == git_out("for-each-ref", cwd=slow.path)
+    assert not list(fast.path.rglob("*.lock"))
+    # Later syncs go through git as before: the written refs are ordinary refs to it.
+    crm.delete_tag("v1.1.0")
+    again = fast.fetch()
+    assert "refs/tags/v1.1.0" in again.deleted and again.pins == tuple(sorted([c2, crm.commits[0]]))
+    fast.close()
+    slow.close()
+
+
+def test_refs_of_a_clone_fall_back_to_git_when_the_mirror_is_not_what_a_clone_leaves(
+        crm: RepoHandle, tmp_path: Path) -> None:
+    mirror = RepositoryMirror(tmp_path / "m.git", crm.url)
+    mirror.fetch()
+    # origin/HEAD is now a loose ref: packed-refs alone no longer tells every ref.
+    assert mirror._packed_refs_of_clone() is None
+    assert mirror._ref_state_of_clone() == mirror._ref_state()
+    (mirror.path / REMOTE_HEAD_REF).unlink()
+    assert mirror._packed_refs_of_clone() == [("refs/heads/main", crm.commits[0], None),
+                                              ("refs/tags/v1.0.0", crm.commits[0], None)]
+    packed = mirror.path / "packed-refs"
+    packed.write_text(packed.read_text().replace("fully-peeled ", ""))  # not known to list every peel
+    assert mirror._packed_refs_of_clone() is None
+    packed.unlink()
+    assert mirror._packed_refs_of_clone() is None and mirror._ref_state_of_clone() == ({}, [], None)
+    # A held lock: the file write declines (and git, run instead, reports the lock).
+    (mirror.path / "refs" / "forge").mkdir(exist_ok=True)
+    (mirror.path / "refs" / "forge" / "x.lock").write_text("")
+    assert not mirror._write_loose_ref("refs/forge/x", crm.commits[0])
+    assert mirror._write_loose_ref("refs/forge/y", crm.commits[0])
+    assert (mirror.path / "refs" / "forge" / "y").read_text() == crm.commits[0] + "\n"
     mirror.close()
 
 

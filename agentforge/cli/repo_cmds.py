@@ -192,18 +192,22 @@ def run_sync(names: list[str] | None) -> list[RepoSyncResult]:
     unchanged/unreachable repositories in-process, then the Prefect flow (given the plan) only
     when some repository needs work. Prefect is imported only in that case."""
     from agentforge.core.results import SyncPlan
+    from agentforge.parsepool import offload
     from agentforge.services import sync as svc
 
     plan = svc.check_and_record(names or None)
     if not plan.to_sync:
         return sorted(svc.plan_results(plan), key=lambda r: r.name)
-    prepare_prefect()
-    from flows.sync import sync_repositories
+    # The parse worker starts now, so its imports overlap Prefect's start and the flow run's
+    # creation (the flow's own offload block reuses it) instead of delaying the first parses.
+    with offload(len(plan.to_sync)):
+        prepare_prefect()
+        from flows.sync import sync_repositories
 
-    results: list[RepoSyncResult] = run_flow(
-        sync_repositories, names=names or None,
-        plan=SyncPlan.model_validate(plan.model_dump(exclude={"remote"})),
-        remote_refs={i: plan.remote[i] for i in plan.to_sync if i in plan.remote})
+        results: list[RepoSyncResult] = run_flow(
+            sync_repositories, names=names or None,
+            plan=SyncPlan.model_validate(plan.model_dump(exclude={"remote"})),
+            remote_refs={i: plan.remote[i] for i in plan.to_sync if i in plan.remote})
     return results
 
 

@@ -43,6 +43,37 @@ def test_flow_noop_runs_no_repository_task(env, factory, register, prefect_api: 
     assert one(env, "SELECT count(*) FROM sync_operations WHERE message = 'up to date'")[0] == 3
 
 
+def test_the_parse_worker_is_up_before_the_flow_starts_and_serves_it(env, factory, register, prefect_api: None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``agentforge sync`` starts the worker once the plan says enough repositories need work, so its
+    start-up overlaps Prefect's; the flow's own offload block reuses that one worker."""
+    from agentforge import parsepool
+    from agentforge.cli import repo_cmds
+
+    for i in range(parsepool.MIN_REPOSITORIES):
+        register(factory.create(f"w{i}", files=tools_files([f"c{j}" for j in range(parsepool.MIN_BATCH)])))
+    monkeypatch.delenv("AGENTFORGE_PARSE_IN_PROCESS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    seen: list[object] = []
+    started: list[object] = []
+    real_worker, real_run_flow = parsepool._Worker, repo_cmds.run_flow
+
+    def worker(*args: Any, **kwargs: Any) -> object:
+        started.append(real_worker(*args, **kwargs))
+        return started[-1]
+
+    def run_flow(fn: Any, /, **kwargs: Any) -> Any:
+        seen.append(parsepool._worker)
+        return real_run_flow(fn, **kwargs)
+
+    monkeypatch.setattr(parsepool, "_Worker", worker)
+    monkeypatch.setattr(repo_cmds, "run_flow", run_flow)
+    results = repo_cmds.run_sync(None)
+    assert [r.status for r in results] == ["synced"] * parsepool.MIN_REPOSITORIES
+    assert len(started) == 1 and seen == started  # up before the flow; the only worker of the sync
+    assert parsepool._worker is None and started[0].proc.poll() is not None  # and stopped after it
+
+
 def test_cli_sync_summary_and_exit_code(env, factory, register, prefect_env) -> None:
     register(factory.create("good", files=tools_files(["a"]), tag="v1.0.0"))
     register(factory.create("bad", files={"forge-manifest.yaml": "kind: [\n"}))
