@@ -681,6 +681,8 @@ class _CatFile:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: Path resolutions a mirror object remembers (then it starts over): a few MB at most.
+_MAX_RESOLVED = 20_000
 
 #: Files git leaves behind when it is killed while updating refs or config; each blocks the next
 #: writer ("Unable to create '….lock': File exists") until someone removes it.
@@ -735,6 +737,9 @@ class RepositoryMirror:
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}
         # commit id → root tree id (commits are immutable; names such as branches are never cached)
         self._root_trees: dict[str, str] = {}
+        # (commit, path, follow_final) → where it leads: a sync asks about each component's folder
+        # and file more than once per commit (path checks, the read, the tree id); objects never change.
+        self._resolved: dict[tuple[str, str, bool], PathResolution] = {}
         self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
         self._found: dict[tuple[str, str, int], list[str]] = {}  # find_files by (commit id, name, depth)
         self._last_walk: tuple[str, list[tuple[str, str, str]]] | None = None  # (tree id, its whole walk)
@@ -1308,8 +1313,17 @@ class RepositoryMirror:
 
     def resolve_path(self, commit: str, path: str, *, follow_final: bool = True) -> PathResolution:
         """Follow ``path`` through the commit's tree (symlinks too); see :class:`PathResolution`."""
+        key = (commit, path, follow_final)
+        known = self._resolved.get(key)
+        if known is not None:
+            return known
         parts = _normalize_relpath(path)
-        return self._resolve(self._root_tree(commit), "/".join(parts), parts, follow_final=follow_final)
+        found = self._resolve(self._root_tree(commit), "/".join(parts), parts, follow_final=follow_final)
+        if _HEX_ID.match(commit):  # a commit id; a branch name may move
+            if len(self._resolved) >= _MAX_RESOLVED:
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
 
     def path_is_safe(self, commit: str, path: str) -> bool:
         """True when ``path`` exists without passing through a symlink that leaves the tree."""

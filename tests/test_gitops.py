@@ -318,6 +318,23 @@ def test_read_blobs_tree_id_and_listing(layout: RepoHandle, tmp_path: Path, one_
     mirror.close()
 
 
+def test_path_resolutions_are_remembered_for_commit_ids_only(crm: RepoHandle, tmp_path: Path) -> None:
+    mirror = mirror_of(tmp_path, crm)
+    mirror.fetch()
+    first = crm.commits[0]
+    found = mirror.resolve_path(first, "components/tools/lookup")
+    assert found.kind == "tree" and mirror.resolve_path(first, "components/tools/lookup") is found
+    assert mirror.resolve_path(first, "x.txt").kind == "missing"
+    assert mirror.resolve_path("refs/heads/main", "x.txt").kind == "missing"
+    crm.commit(files={"x.txt": "now here"})
+    mirror.fetch()
+    # A branch name moves: asked again, it answers for the new tip; the old commit's answer stands.
+    assert mirror.resolve_path("refs/heads/main", "x.txt").kind == "blob"
+    assert mirror.resolve_path(first, "x.txt").kind == "missing"
+    assert mirror.read_blob("refs/heads/main", "x.txt") == b"now here"
+    mirror.close()
+
+
 def test_find_files_depth(layout: RepoHandle, tmp_path: Path) -> None:
     mirror = mirror_of(tmp_path, layout)
     mirror.fetch()
