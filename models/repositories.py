@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -648,8 +648,9 @@ def tag_ledger(*, session: Session, repository_id: uuid.UUID) -> dict[str, Ledge
     return {r.tag: LedgerEntry(r.tag, r.first_commit, r.current_commit, TagState(r.state)) for r in rows}
 
 
-_INSERT_TAGS = insert(RepositoryTag.__table__).on_conflict_do_nothing(
-    index_elements=[RepositoryTag.__table__.c.repository_id, RepositoryTag.__table__.c.tag])
+_TAGS_TABLE = cast("sa.Table", RepositoryTag.__table__)
+_INSERT_TAGS = insert(_TAGS_TABLE).on_conflict_do_nothing(
+    index_elements=[_TAGS_TABLE.c.repository_id, _TAGS_TABLE.c.tag])
 
 
 def write_tag_ledger(
