@@ -424,6 +424,10 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         branch = (target.default_branch if f"refs/heads/{target.default_branch}" in refs
                   else remote_head or target.default_branch)
         tip = refs.get(f"refs/heads/{branch}")
+        if tip is None and not any(ref.startswith("refs/heads/") for ref in refs):
+            raise GitError(f"{target.name}: the repository is empty (no branch has a commit yet)",
+                           code="GIT_REF_NOT_FOUND",
+                           hint=f"Push a commit to it, then run `agentforge sync {target.name}`.")
         if tip is None:
             raise GitError(f"{target.name}: the default branch {branch!r} has no commit",
                            code="GIT_REF_NOT_FOUND", hint="Push a commit, or pick a branch with `repo add --branch`.")

@@ -274,3 +274,17 @@ def test_fifty_repositories_noop_is_one_batched_check(env, factory, register) ->
     noop = run_sync()
     assert len(noop.plan.unchanged) == 50 and not noop.plan.to_sync and not noop.results
     assert one(env, "SELECT count(*) FROM sync_operations WHERE message = 'up to date'")[0] == 50
+
+
+def test_an_empty_repository_says_it_is_empty_and_syncs_once_it_has_a_commit(env, factory, register) -> None:
+    """An empty remote has no branch at all: the failure says so (not that a branch named by a
+    guess has no commit), and the first push makes the next sync succeed."""
+    empty = factory.create("blank", empty=True)
+    register(empty)
+    first = run_sync().results["blank"]
+    assert first.status == "failed" and "the repository is empty" in (first.error or "")
+    assert first.error_code == "GIT_REF_NOT_FOUND"
+    empty.commit(files=tools_files(["t1"]), tags=["v1.0.0"])
+    again = run_sync(["blank"]).results["blank"]  # named: past the failure's back-off
+    assert again.status == "synced", again
+    assert one(env, "SELECT count(*) FROM components WHERE name = 't1'")[0] == 1
