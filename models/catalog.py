@@ -155,7 +155,7 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
             ledger[(repo_id, tag)] = (first, current)
     # Only a row that is no release can be a version whose tag was accepted elsewhere.
     unreleased = {row.repository_id for row, _repo, _held, is_released in found if not is_released}
-    pending = _accepted_since_last_sync(session, unreleased) if unreleased else {}
+    pending = accepted_since_last_sync(session, unreleased) if unreleased else {}
     out = []
     for row, repo_name, is_held, is_released in found:
         reason = None
@@ -180,7 +180,7 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
     return out
 
 
-def _accepted_since_last_sync(session: Session, repository_ids: set[Any]) -> dict[Any, list[tuple[str, Any, str]]]:
+def accepted_since_last_sync(session: Session, repository_ids: set[Any]) -> dict[Any, list[tuple[str, Any, str]]]:
     """Per repository: (tag, its version, accepted commit) of the tags `repo accept-tag` accepted
     after the repository's last sync, which the next sync reads (one small query)."""
     out: dict[Any, list[tuple[str, Any, str]]] = {}

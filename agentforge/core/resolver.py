@@ -558,6 +558,13 @@ class _Provider(AbstractProvider[_Requirement, Candidate, str]):
                     parts.append(f"{c.version} held back: {c.held_back}")
                 if held:
                     hints.append(f"fix or re-tag the held-back release(s) of {name}")
+                # Releases a sync has yet to read (an index may know of none: the method is optional).
+                pending = getattr(self.catalog.index, "pending", None)
+                waiting = pending(key) if callable(pending) else []
+                parts.extend(waiting)
+                if waiting:
+                    hints.append(f"sync the repository of {name} first (`agentforge sync`)")
+                    detail["pending"] = waiting
                 if all(r.constraint is not None and r.constraint.names_no_version for r in reqs) and not any(
                     all(self.satisfies(r, c) for r in reqs) for c in usable
                 ):

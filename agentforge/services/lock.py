@@ -313,6 +313,20 @@ class PostgresCandidateIndex:
         self._load_repo(repo)
         return self._candidates.get(key, [])
 
+    def pending(self, key: str) -> list[str]:
+        """Releases of ``key`` that ``repo accept-tag`` accepted after its repository's last sync:
+        no row releases them until the next sync reads the accepted commit (conflicts name them)."""
+        repo_key, _, name = key.rpartition("/")
+        repo = self.repos.get(repo_key)
+        if repo is None:
+            return []
+        from models.catalog import accepted_since_last_sync
+
+        accepted = accepted_since_last_sync(self.session, {repo.id}).get(repo.id, [])
+        return [f"{tv.version}: tag {tag} was accepted at {commit[:12]} after the last sync; "
+                f"`agentforge sync {repo.name}` reads it"
+                for tag, tv, commit in accepted if tv.component in (None, name)]
+
     def describe_missing(self, key: str) -> tuple[str, str | None]:
         repo_key, _, name = key.rpartition("/")
         repo = self.repos.get(repo_key)

@@ -156,6 +156,34 @@ def test_moved_tag_is_held_back_and_cited(lib: Library) -> None:
     assert "1.1.0 held back: tag v1.1.0 moved from" in msg and "accept-tag" in msg
 
 
+def test_a_release_accepted_but_not_synced_yet_says_to_sync(lib: Library) -> None:
+    """Between `repo accept-tag` and the next sync no row releases the accepted version: the
+    conflict names the accepted tag and the sync that reads it."""
+    from agentforge.db import session_scope
+    from models import repositories as repos_q
+
+    repo = lib.repo("tools", {"app": ("1.0.0", {"c": "^1.1"}), "c": "1.0.0"})
+    lib.release("tools", {"c": "1.1.0"}, "v1.1.0")
+    lib.sync()
+    other = repo.commit(files={"tools/c/main.py": "print('changed')\n"})
+    repo.tag("v1.1.0", other, force=True)
+    lib.sync()
+    repo_id = lib.q("SELECT id FROM repositories WHERE name = 'tools'")[0][0]
+    with session_scope(lib.engine) as session:
+        repos_q.accept_tag(session=session, repository_id=repo_id, tag="v1.1.0")
+    with pytest.raises(ResolutionError) as info:
+        lock_svc.resolve_root("app", compute_checksums=False)
+    assert f"1.1.0: tag v1.1.0 was accepted at {other[:12]} after the last sync" in info.value.message
+    assert "`agentforge sync tools` reads it" in info.value.message
+    assert info.value.hint and "agentforge sync" in info.value.hint
+    conflict = next(d for d in info.value.details["conflicts"] if d["name"] == "c")
+    assert conflict["pending"] == [f"1.1.0: tag v1.1.0 was accepted at {other[:12]} after the last sync; "
+                                   "`agentforge sync tools` reads it"]
+    lib.sync()
+    out = lock_svc.resolve_root("app", compute_checksums=False)
+    assert {p.component: (p.version, p.commit) for p in out.lock.packages.values()}["c"] == ("1.1.0", other)
+
+
 def test_a_tag_moved_onto_another_release_does_not_hide_that_release(lib: Library) -> None:
     """v2.0.0 force-moved onto the commit v2.1.0 releases: the 2.0.0 release is held back, but the
     versions that commit holds are still released by the untouched v2.1.0 (no silent downgrade)."""
