@@ -166,6 +166,10 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
     repo = None
     if "/" in name:
         repo, _, name = name.rpartition("/")
+    if not name.strip():
+        raise NotFound(f"{ref!r}: no component name" + (" before '@'" if at else ""), code="COMPONENT_INVALID",
+                       hint="Write COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION], e.g. `agentforge show "
+                            "lookup@1.0.0`; `agentforge ls` lists the names.")
     with session_scope(engine()) as session:
         rows = component_versions(session=session, name=name, repository=repo)
     repos = sorted({r.repository for r in rows})

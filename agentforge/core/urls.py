@@ -9,7 +9,9 @@ database CHECK constraint (:data:`DB_URL_CHECK_REGEX`) accepts:
 * ``https://<host>/<owner>/<repo>`` (GitLab-style deeper group paths allowed; no ``.git``,
   no trailing slash; ``http://`` only when the caller allows insecure transports),
 * ``git@<host>:<owner>/<repo>.git``,
-* ``file:///<absolute path>`` (normalised, no ``..``).
+* ``file:///<absolute path>`` (normalised, no ``..``; characters outside a small safe set, a
+  space or a non-ASCII letter say, percent-encoded as in any ``file:`` URL, which git decodes:
+  ``/srv/my repos/tools`` → ``file:///srv/my%20repos/tools``).
 
 Host names are lower-cased; path case is kept as written (only GitHub is known to be
 case-insensitive, and guessing would merge distinct repositories elsewhere).
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from agentforge.errors import UrlError, redact
 
@@ -42,8 +44,12 @@ _HOST = rf"{_LABEL}([.]{_LABEL})*"
 # A path segment of a hosted repository: no '.', no '..', no leading '-', no '%' or other
 # characters that servers decode. '.github' style names are allowed.
 _SEGMENT = r"([A-Za-z0-9_][A-Za-z0-9_.-]*|[.][A-Za-z0-9_-][A-Za-z0-9_.-]*)"
-# Local directories may hold a few more characters, still nothing that needs quoting.
-_FILE_SEGMENT = r"([A-Za-z0-9_,+=@~-][A-Za-z0-9_.,+=@~-]*|[.][A-Za-z0-9_,+=@~-][A-Za-z0-9_.,+=@~-]*)"
+# Local directories may hold a few more characters; any other one (a space, a non-ASCII letter,
+# a quote) is percent-encoded, upper-case hex, as ``urllib.parse.quote`` writes it.
+_FILE_SAFE = "_,+=@~-"
+_FILE_FIRST = r"([A-Za-z0-9_,+=@~-]|%[0-9A-F]{2})"
+_FILE_NEXT = r"([A-Za-z0-9_.,+=@~-]|%[0-9A-F]{2})"
+_FILE_SEGMENT = rf"({_FILE_FIRST}{_FILE_NEXT}*|[.]{_FILE_FIRST}{_FILE_NEXT}*)"
 
 #: POSIX-style regular expression (also valid for Python's ``re`` and PostgreSQL's ``~``) that
 #: accepts exactly the normalised forms produced by :func:`normalise_repository_url`.
@@ -75,8 +81,10 @@ def _check_characters(raw: str) -> None:
         raise _fail(raw, "is empty")
     if "\x00" in raw:
         raise _fail(raw, "contains a NUL byte")
+    # A local path may hold plain spaces (they are percent-encoded); nothing else may.
+    local = raw.startswith("/") or raw.lower().startswith("file://")
     for char in raw:
-        if char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
+        if (char.isspace() and not (local and char == " ")) or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0:
             raise _fail(raw, "contains whitespace or control characters")
     if raw.startswith("-"):
         raise _fail(raw, "starts with '-', which git would read as an option")
@@ -114,15 +122,29 @@ def _check_host(raw: str, host: str) -> str:
     return host
 
 
-def _file_url(raw: str, path: str) -> str:
+def _file_url(raw: str, path: str, *, encoded: bool) -> str:
+    """``file://`` + the absolute ``path``, each segment percent-encoded beyond the safe set.
+    ``encoded``: the path came from a ``file:`` URL, so its ``%XX`` escapes are decoded first
+    (``/a b`` and ``file:///a%20b`` are one repository)."""
     if not path.startswith("/"):
         raise _fail(raw, "a local repository needs an absolute path (file:///abs/path)")
-    segments = [s for s in path.split("/") if s not in ("", ".")]
-    for segment in segments:
+    segments = []
+    for segment in path.split("/"):
+        if encoded:
+            try:
+                segment = unquote(segment, errors="strict")
+            except UnicodeDecodeError:
+                raise _fail(raw, f"path segment {segment!r} is not valid percent-encoded UTF-8") from None
+            if "/" in segment or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\\\x00" for c in segment):
+                raise _fail(raw, f"path segment {segment!r} encodes a slash, a backslash or a control character")
+        if segment in ("", "."):
+            continue
         if segment == "..":
             raise _fail(raw, "must not contain '..'")
+        segments.append(quote(segment, safe=_FILE_SAFE))
+    for segment in segments:
         if not _FILE_SEGMENT_RE.fullmatch(segment):
-            raise _fail(raw, f"path segment {segment!r} contains characters that are not allowed")
+            raise _fail(raw, f"path segment {unquote(segment)!r} contains characters that are not allowed")
     return "file://" + posixpath.normpath("/" + "/".join(segments))
 
 
@@ -147,14 +169,14 @@ def _normalise(raw: str, *, allow_insecure: bool) -> str:
         raise _fail(raw, "git remote helpers ('xxx::') are not allowed")
 
     if raw.startswith("/"):
-        return _file_url(raw, raw)
+        return _file_url(raw, raw, encoded=False)
 
     lowered = raw.lower()
     if lowered.startswith("file://"):
         rest = raw[len("file://") :]
         if not rest.startswith("/"):
             raise _fail(raw, "file URLs must have an empty host: file:///absolute/path")
-        return _file_url(raw, rest)
+        return _file_url(raw, rest, encoded=True)
 
     if lowered.startswith(("https://", "http://")):
         if lowered.startswith("http://") and not allow_insecure:
@@ -236,6 +258,8 @@ def default_repository_name(url: str) -> str:
     """A short name for a repository: its last path segment, fitted to the component-name rule."""
     normalised = _ensure_normalised(url)
     last = normalised.rstrip("/").rsplit("/", 1)[-1]
+    if normalised.startswith("file://"):
+        last = unquote(last)  # `my tools.git` → my-tools, not my-20tools
     if normalised.startswith("git@"):
         last = last[: -len(".git")]
     elif normalised.startswith("file://") and last.endswith(".git") and len(last) > len(".git"):

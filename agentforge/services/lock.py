@@ -93,6 +93,9 @@ def parse_root(text: str, *, session: Session, force_kind: str | None = None) ->
     repository = None
     if "/" in name:
         repository, _, name = name.rpartition("/")
+    if not name.strip():
+        raise AgentForgeError(f"{raw!r}: no component or composition name", code="ROOT_INVALID",
+                              hint="Write NAME, NAME@CONSTRAINT or REPO/NAME@CONSTRAINT, e.g. lookup@^1.")
     if force_kind == "composition" or (force_kind is None and not constraint and repository is None and
                                        session.scalar(sa.select(Composition.id).where(Composition.name == name))):
         return RootSpec(kind="composition", name=name)

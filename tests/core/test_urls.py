@@ -30,6 +30,14 @@ ACCEPTED = [
     ("file:///srv//git/./repo/", "file:///srv/git/repo"),
     ("/srv/git/repo", "file:///srv/git/repo"),
     ("/tmp/pytest-of-root/pytest-0/test_x0/remote.git", "file:///tmp/pytest-of-root/pytest-0/test_x0/remote.git"),
+    # Local paths with other characters are percent-encoded (git decodes file: URLs); a file: URL's
+    # own escapes are decoded first, so both spellings are one repository.
+    ("/srv/my repos/tools", "file:///srv/my%20repos/tools"),
+    ("file:///srv/my repos/tools", "file:///srv/my%20repos/tools"),
+    ("file:///srv/my%20repos/tools", "file:///srv/my%20repos/tools"),
+    ("file:///srv/my%2drepos", "file:///srv/my-repos"),
+    ("/srv/été/it's (1)", "file:///srv/%C3%A9t%C3%A9/it%27s%20%281%29"),
+    ("/srv/100%/x", "file:///srv/100%25/x"),
 ]
 
 
@@ -62,6 +70,12 @@ REJECTED = [
     ("https://h/o/r%2F..", "not allowed"),
     ("https://h/o//r", "empty path segment"),
     ("file:///a/../etc", "'..'"),
+    ("file:///a/%2e%2e/etc", "'..'"),
+    ("file:///a/b%2Fc", "encodes a slash"),
+    ("file:///a/b%5Cc", "encodes a slash, a backslash"),
+    ("file:///a/b%0Ac", "control character"),
+    ("file:///a/%ff", "not valid percent-encoded UTF-8"),
+    ("/srv/a\tb", "whitespace"),
     ("file://host/a/b", "empty host"),
     ("file:relative/x", "scheme 'file'"),
     ("relative/dir/x", "not a recognised"),
@@ -133,6 +147,7 @@ def test_http_only_when_insecure_is_allowed() -> None:
         ("https://gitlab.com/g/sub/My_Repo", "gitlab.com/g/sub/My_Repo", "my_repo", None),
         ("file:///a/b", "file:///a/b", "b", None),
         ("file:///srv/crm-tools.git", "file:///srv/crm-tools.git", "crm-tools", None),
+        ("/srv/My Tools.git", "file:///srv/My%20Tools.git", "my-tools", None),
         ("o/r", "github.com/o/r", "r", ("o", "r")),
     ],
 )
@@ -153,6 +168,9 @@ def test_same_repository_over_https_and_ssh_has_one_key() -> None:
         "ssh://git@h/o/r",
         "git@h:o/r.git extra",
         "file:///a/../b",
+        "file:///a b",
+        "file:///a/%2",
+        "file:///a/%2f",
         "https://h/o",
         "ext::sh -c id",
         "-u",

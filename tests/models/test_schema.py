@@ -45,6 +45,7 @@ def _component(session, repo: Repository, **kw) -> Component:
         "git@github.com:acme/tools.git",
         "git@host.example:o/r",
         "file:///srv/git/tools",
+        "file:///srv/my%20repos/tools",
         "http://github.com/acme/tools",  # only reachable through `repo add --allow-insecure`
     ],
 )
@@ -59,6 +60,7 @@ def test_repo_url_check_accepts(db_session, url: str) -> None:
         "ext::sh -c touch% /tmp/pwned",
         "-uhttps://github.com/o/r",
         "file://relative/path",
+        "file:///srv/my repos/tools",
         "ftp://host/o/r",
         "git@host:o",
         "https://user:pw@github.com/o/r",

@@ -273,3 +273,39 @@ def test_show_takes_a_constraint_or_a_commit_prefix(env, factory, register) -> N
     assert res.code == 2 and "has no version '^3'" in res.err and "2.0.0, 1.1.0, 1.0.0" in res.err
     res = cli("show", "a@branch:main")
     assert res.code == 2 and "VERSION_INVALID" in res.err and "agentforge lock" in res.err
+
+
+def test_a_local_path_with_a_space_is_registered_synced_locked_and_installed(env, factory, prefect_env,
+                                                                            tmp_path) -> None:
+    """`repo add /path with a space`: stored percent-encoded (as a file: URL; git decodes it), the
+    same repository whichever spelling is used, and sync, lock and install work from it."""
+    repo = factory.create("my tools", files=tools_files(["spaced"]), tag="v1.0.0")
+    assert " " in str(repo.path)
+    added = cli("--json", "repo", "add", str(repo.path))
+    assert added.code == 0, added.out + added.err
+    assert added.json()["name"] == "my-tools"
+    encoded = "file://" + str(repo.path).replace(" ", "%20")
+    assert q(env, "SELECT url FROM repositories") == [(encoded,)]
+    again = cli("repo", "add", encoded.replace("%20", " "), "--name", "other")
+    assert again.code == 2 and "ALREADY_EXISTS" in again.err, again.out + again.err  # one repository
+    assert cli("sync", env=prefect_env).code == 0
+    listed = cli("--json", "ls", env=prefect_env)
+    assert [(c["name"], c["latest"]) for c in listed.json()] == [("spaced", "1.0.0")]
+    work = tmp_path / "work dir"
+    work.mkdir()
+    locked = cli("lock", "spaced", cwd=work, env=prefect_env)
+    assert locked.code == 0, locked.out + locked.err
+    assert encoded in (work / "forge-lock.yaml").read_text()
+    installed = cli("install", "spaced", "--frozen", "--target", str(work / "t"), cwd=work, env=prefect_env)
+    assert installed.code == 0, installed.out + installed.err
+    assert (work / "t" / "spaced" / "component.yaml").is_file()
+
+
+@pytest.mark.parametrize(("args", "code"), [(("show", "@1.0.0"), "COMPONENT_INVALID"),
+                                            (("show", "tools/"), "COMPONENT_INVALID"),
+                                            (("lock", "@^1"), "ROOT_INVALID"),
+                                            (("deps", "tree", "repo/@1"), "ROOT_INVALID")])
+def test_a_reference_without_a_name_says_so(env, args: tuple[str, ...], code: str) -> None:
+    res = cli("--json", *args)
+    assert res.code == 2 and res.json()["error"]["code"] == code, res.out + res.err
+    assert "no component" in res.json()["error"]["message"] and "Traceback" not in res.err
