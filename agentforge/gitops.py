@@ -215,6 +215,10 @@ def _secrets(credentials: GitCredentials | None) -> tuple[str, ...]:
     return (credentials.token,) if credentials is not None else ()
 
 
+#: Exit statuses of a git killed by SIGINT or SIGTERM, as ``subprocess`` reports them.
+_INTERRUPTED_STATUSES = (-2, -15, "-2", "-15")
+
+
 def _translate(
     exc: GitCommandError,
     *,
@@ -230,6 +234,11 @@ def _translate(
     where = f" ({redact(url, *secrets)})" if url else ""
     lowered = stderr.lower()
     details = {"status": str(exc.status), "stderr": detail}
+    if exc.status in _INTERRUPTED_STATUSES:
+        # Killed by SIGINT/SIGTERM: Ctrl-C in the terminal reaches git too (it is in the command's
+        # process group). Says nothing about the repository; the caller does not count it as its failure.
+        return GitError(f"git {action} was interrupted{where}", code="INTERRUPTED", retryable=False,
+                        hint="Run the command again.", details=details)
     for fragment, code in _PERMANENT_PATTERNS:
         if fragment in lowered:
             hint = {
@@ -344,8 +353,20 @@ class RemoteRefs:
         return None
 
 
+def readable_ref_name(name: str) -> bool:
+    """Whether a ref name (decoded with ``surrogateescape``) is UTF-8. Git allows any bytes; a name
+    that is not text cannot be stored (JSON columns) nor passed on (Prefect parameters), so such
+    refs are left out wherever refs are read (and a sync reports them: ``unreadable_refs``)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_ls_remote(output: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
-    """Return (HEAD symref target, raw ref → object id, ref → peeled commit id)."""
+    """Return (HEAD symref target, raw ref → object id, ref → peeled commit id); refs whose names
+    are not UTF-8 are left out (``readable_ref_name``)."""
     head: str | None = None
     raw: dict[str, str] = {}
     peeled: dict[str, str] = {}
@@ -353,6 +374,8 @@ def _parse_ls_remote(output: str) -> tuple[str | None, dict[str, str], dict[str,
         if not line.strip():
             continue
         left, _, name = line.partition("\t")
+        if not readable_ref_name(name):
+            continue
         if left.startswith("ref: "):
             if name == "HEAD":
                 head = left.removeprefix("ref: ").strip()
@@ -743,6 +766,9 @@ class RepositoryMirror:
         self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
         self._found: dict[tuple[str, str, int], list[str]] = {}  # find_files by (commit id, name, depth)
         self._last_walk: tuple[str, list[tuple[str, str, str]]] | None = None  # (tree id, its whole walk)
+        #: Heads and tags left out because their names are not UTF-8 (``readable_ref_name``), as
+        #: ``repr``-style text; the sync reports them.
+        self.unreadable_refs: set[str] = set()
         self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
@@ -983,6 +1009,9 @@ class RepositoryMirror:
             if len(parts) != 5:
                 continue
             raw, kind, peeled, peeled_kind, name = parts
+            if not readable_ref_name(name):
+                self.unreadable_refs.add(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+                continue
             if kind == "commit":
                 refs[name] = (raw, raw)
             elif kind == "tag" and peeled_kind == "commit":
@@ -1016,6 +1045,9 @@ class RepositoryMirror:
             raw, kind, peeled, peeled_kind, name, symref = parts[0], parts[1], parts[2], parts[3], parts[-2], parts[-1]
             if name == REMOTE_HEAD_REF:
                 origin_head = symref or None
+                continue
+            if not readable_ref_name(name):
+                self.unreadable_refs.add(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
                 continue
             commit: str | None = None
             if kind == "commit":
@@ -1096,10 +1128,11 @@ class RepositoryMirror:
         except OSError:
             return False
         try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
+            # A symbolic ref's target may be any name git allows (``ref: refs/heads/ünï``): its bytes.
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
                 out.write(value + "\n")
             os.replace(lock, path)
-        except OSError:
+        except (OSError, ValueError):
             with contextlib.suppress(OSError):
                 lock.unlink()
             return False

@@ -66,9 +66,11 @@ class _Worker:
         # when it is not installed, and never an `agentforge` folder in the caller's directory.
         # Without pydantic plugins (observability hooks): scanning the installed packages for them
         # is a tenth of the worker's start-up, and it validates nothing a plugin should watch.
+        # In a process group of its own: Ctrl-C in a terminal (SIGINT to the foreground group) is
+        # the command's to handle; the worker ends when the command closes its stdin, or dies.
         self.proc = subprocess.Popen(list(WORKER_COMMAND), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=_PACKAGE_PARENT,
-                                     env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"})
+                                     env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"}, process_group=0)
         self.lock = threading.Lock()  # one request at a time
         self.ready = threading.Event()  # markdown can go
         self.components_ready = threading.Event()  # and component documents too

@@ -394,14 +394,15 @@ def finish_sync_success(
 
 
 def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
-                        error: str, backoff_seconds: int) -> None:
-    """Record a failure; the checkpoint (synced_refs, last_sync) does not advance."""
+                        error: str, backoff_seconds: int, counts: bool = True) -> None:
+    """Record a failure; the checkpoint (synced_refs, last_sync) does not advance. ``counts=False``
+    (the user interrupted the sync): no failure counted, no back-off, the next sync tries at once."""
     now = datetime.now(UTC)
     repo = session.get(Repository, repository_id)
     if repo is None:
         return
-    failures = repo.failure_count + 1
-    delay = min(backoff_seconds * (2 ** (failures - 1)), 6 * 3600) if backoff_seconds else 0
+    failures = repo.failure_count + 1 if counts else repo.failure_count
+    delay = min(backoff_seconds * (2 ** (failures - 1)), 6 * 3600) if backoff_seconds and counts else 0
     repo.sync_status = RepoSyncStatus.SYNC_FAILED
     repo.last_error = error
     repo.failure_count = failures

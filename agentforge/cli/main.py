@@ -82,7 +82,7 @@ def run() -> None:
         sys.stderr.write("Aborted.\n")
         sys.exit(1)
     except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
+        _interrupted()
         sys.exit(130)
     except Exception as exc:
         if _is_usage_error(exc):
@@ -96,7 +96,19 @@ def run() -> None:
                                                                "`agentforge COMMAND --help` their options."}}) + "\n")
             sys.exit(getattr(exc, "exit_code", 2))
         sys.exit(print_error(exc))
+    if code == 130:
+        # Ctrl-C: typer turns the KeyboardInterrupt into exit code 130 before it reaches us.
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> None:
+    hint = "Run the command again: it picks up where this run stopped."
+    sys.stderr.write(f"Interrupted.\n{hint}\n")
+    if STATE.json:
+        import json
+
+        sys.stdout.write(json.dumps({"error": {"code": "INTERRUPTED", "message": "interrupted", "hint": hint}}) + "\n")
 
 
 if __name__ == "__main__":

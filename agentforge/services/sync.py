@@ -373,7 +373,8 @@ def _sync_repository(repository_id: str, *, settings: Settings | None,
             message = redact(exc.message)
             with session_scope(engine) as session:
                 repos_q.finish_sync_failure(session=session, repository_id=repo_id, operation_id=op_id,
-                                            error=message, backoff_seconds=settings.sync_failure_backoff_seconds)
+                                            error=message, backoff_seconds=settings.sync_failure_backoff_seconds,
+                                            counts=exc.code != "INTERRUPTED")
             if exc.retryable:
                 raise
             return RepoSyncResult(name=target.name, status="failed", error=message, error_code=exc.code)
@@ -440,6 +441,8 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         if branch != target.default_branch:
             problems.append(f"branch {target.default_branch} no longer exists upstream: following the remote's "
                             f"default branch {branch} from now on (`agentforge repo add --branch` to pick another)")
+        for ref in sorted(mirror.unreadable_refs):
+            problems.append(f"{ref} ignored: its name is not UTF-8 text (rename it upstream to use it)")
         for ref in fetch.forced:
             if ref.startswith("refs/heads/"):
                 upd = fetch.updated[ref]
