@@ -28,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import glob
 import os
 import re
+import secrets
 import shutil
 import stat
 import subprocess
@@ -709,6 +711,8 @@ _MAX_RESOLVED = 20_000
 
 #: Files git leaves behind when it is killed while updating refs or config; each blocks the next
 #: writer ("Unable to create '….lock': File exists") until someone removes it.
+#: A new mirror is cloned into ``<mirror><_CLONE_SUFFIX><pid>-<random>`` and renamed into place.
+_CLONE_SUFFIX = ".cloning-"
 _GIT_LOCK_FILES = ("packed-refs.lock", "HEAD.lock", "config.lock", "shallow.lock", "FETCH_HEAD.lock")
 
 
@@ -960,23 +964,36 @@ class RepositoryMirror:
         HEAD at the remote's default branch: what ``ls-remote``, ``init`` and a first ``fetch``
         did in three processes (about a third less git CPU per new mirror). A bare clone writes
         no fetch refspec, so later fetches take only ours (``_FETCH_REFSPECS``). A folder left
-        at the mirror's place that is not a mirror (a clone killed before it wrote ``HEAD``) is
-        removed first; we hold the mirror's write lock.
+        at the mirror's place that is not a mirror is removed first; we hold the mirror's write lock.
+
+        The clone is made in a scratch folder beside the mirror and renamed into place once it is
+        complete. A ``kill -9`` of the sync leaves its ``git clone`` running (a child outlives its
+        parent), and that clone, writing straight into the mirror's folder, made a half-written
+        mirror the next sync fetched into while the orphan still wrote to it (two full packs). Now
+        an interrupted clone only leaves a scratch folder, which the next clone removes.
         """
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _run(
-            # --template= (none): a mirror needs no sample hooks or info/exclude.
-            ["clone", "--bare", "--quiet", "--template=", "--config", "core.logAllRefUpdates=false", "--",
-             self.url, str(self.path)],
-            env=_base_environment(allow_http=self._allow_http, credentials=self._credentials),
-            action="clone",
-            cwd=self.path.parent,
-            url=self.url,
-            credentials=self._credentials,
-            timeout=self._timeout,
-        )
+        for leftover in self.path.parent.glob(f"{glob.escape(self.path.name)}{_CLONE_SUFFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # an earlier run's interrupted clone
+        scratch = self.path.with_name(f"{self.path.name}{_CLONE_SUFFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            _run(
+                # --template= (none): a mirror needs no sample hooks or info/exclude.
+                ["clone", "--bare", "--quiet", "--template=", "--config", "core.logAllRefUpdates=false", "--",
+                 self.url, str(scratch)],
+                env=_base_environment(allow_http=self._allow_http, credentials=self._credentials),
+                action="clone",
+                cwd=self.path.parent,
+                url=self.url,
+                credentials=self._credentials,
+                timeout=self._timeout,
+            )
+            os.rename(scratch, self.path)
+        finally:
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
         self._ensured = True
         self._cloned = True
         try:

@@ -432,6 +432,8 @@ def remove_repository(name: str, *, force: bool = False, settings: Settings | No
         removed = repos_q.remove_repository(session=session, name=name, force=force)
         path = mirror_path(settings, removed.id)
     shutil.rmtree(path, ignore_errors=True)
+    for leftover in Path(path).parent.glob(f"{Path(path).name}.cloning-*"):  # an interrupted first clone's
+        shutil.rmtree(leftover, ignore_errors=True)
     Path(path).with_name(f"{Path(path).name}.forge-lock").unlink(missing_ok=True)  # the mirror's write lock
     return RepoRemoved(removed=removed.name, url=removed.url, compositions_removed=removed.compositions_removed,
                        compositions_kept=removed.compositions_kept, offered_elsewhere=removed.offered_elsewhere)

@@ -166,10 +166,41 @@ def run_sync_killed_in_git(where: str, scratch: str) -> dict[str, Any]:
     return run_sync()
 
 
+_ORPHAN_HOOK = """#!/bin/sh
+# uploadpack.packObjectsHook. The first clone: kill -9 the sync alone (not its process group, so
+# its `git clone` lives on as an orphan), then let that clone go on writing a while later.
+if [ ! -e "{marker}" ]; then
+    touch "{marker}"
+    kill -9 "$AGENTFORGE_TEST_PID"
+    sleep 2
+    "$@"
+    status=$?
+    touch "{done}"
+    exit $status
+fi
+exec "$@"
+"""
+
+
+def run_sync_orphaning_clone(scratch: str) -> dict[str, Any]:
+    """A first sync killed (``kill -9`` of this process only) while its ``git clone`` runs: the
+    clone outlives it and keeps writing (``<scratch>/orphan-done`` appears when it is through)."""
+    folder = Path(scratch)
+    folder.mkdir(parents=True, exist_ok=True)
+    hook = folder / "pack-objects-hook"
+    hook.write_text(_ORPHAN_HOOK.format(marker=folder / "killed", done=folder / "orphan-done"))
+    hook.chmod(0o755)
+    config = folder / "gitconfig"
+    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
+    os.environ["AGENTFORGE_TEST_PID"] = str(os.getpid())
+    os.environ["GIT_CONFIG_GLOBAL"] = str(config)
+    return run_sync()
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
     runners = {"sync": run_sync, "install": run_install, "pull": run_pull, "deploy": run_deploy,
-               "sync-killed-in-git": run_sync_killed_in_git}
+               "sync-killed-in-git": run_sync_killed_in_git, "sync-orphaning-clone": run_sync_orphaning_clone}
     out = runners[command](*args)
     print(json.dumps(out, default=str))
     return 0

@@ -90,3 +90,36 @@ def test_sync_killed_inside_git_fetch(lib: Library, where: str, tmp_path: Path) 
     assert not list(mirror.rglob("*.lock"))
     lib.sync()
     assert lib.q("SELECT sync_status::text FROM repositories") == [("SYNCED",)]
+
+
+def test_first_sync_killed_while_its_clone_goes_on(lib: Library, tmp_path: Path) -> None:
+    """kill -9 of the sync alone during its first clone: git outlives it and keeps writing. The
+    clone writes into a scratch folder renamed into place only when complete, so while the orphan
+    works there is no mirror (before: the orphan wrote into the mirror's own folder, which the next
+    sync took for a mirror and fetched into while the orphan still wrote to it), the next sync
+    clones afresh, and nothing of the orphan is left."""
+    import time
+
+    from agentforge.config import get_settings
+    from agentforge.gitops import is_mirror
+
+    lib.repo("tools", {"a": "1.0.0", "b": "1.0.0"}, tag="v1.0.0")
+    lib.release("tools", {"a": "1.1.0", "b": "1.1.0"}, tag="v1.1.0")
+    [(repo_id,)] = lib.q("SELECT id FROM repositories")
+    mirror = get_settings().mirrors_dir / f"{repo_id}.git"
+    scratch = tmp_path / "orphan"
+    killed("sync-orphaning-clone", str(scratch), at="never")
+    assert not (scratch / "orphan-done").exists()  # the orphaned clone is still at work...
+    assert not is_mirror(mirror)  # ...and nothing at the mirror's place looks like a mirror
+    lib.sync()  # the restart and re-run, while the orphaned clone still runs
+    deadline = time.monotonic() + 60
+    while not (scratch / "orphan-done").exists():
+        assert time.monotonic() < deadline, "the orphaned clone never finished"
+        time.sleep(0.1)
+    time.sleep(0.5)  # its index-pack ends after its pack-objects
+
+    _check_consistent(lib)
+    assert sorted(p.name for p in mirror.parent.iterdir() if p.name.startswith(mirror.name)) == [
+        mirror.name, f"{mirror.name}.forge-lock"]  # no scratch folder left
+    lib.sync()
+    assert lib.q("SELECT sync_status::text FROM repositories") == [("SYNCED",)]
