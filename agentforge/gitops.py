@@ -1643,6 +1643,16 @@ class RepositoryMirror:
                 self._found[key] = found
         return list(found)
 
+    def generations(self, commits: Sequence[str]) -> dict[str, int]:
+        """Per commit, how many commits it reaches (itself included; ``git rev-list --count``): an
+        ancestor always counts fewer than its descendants. What orders commits with equal commit
+        times (scripted histories commit several times a second). One git process per commit."""
+        out: dict[str, int] = {}
+        for commit in commits:
+            counted = self._git("rev-list", "--count", commit, "--", action="rev-list")
+            out[commit] = int(counted.decode().strip() or 0)
+        return out
+
     def commit_time(self, commit: str) -> datetime:
         """The committer date (UTC)."""
         header = self._header(f"{commit}^{{commit}}")

@@ -272,7 +272,7 @@ FORCED_PREFIX = "forced:"
 
 def compute_release_flags(
     rows: Sequence[repos_q.ComponentRowFacts], tags_at: Mapping[str, list[str]], tip: str | None,
-    commit_time: Mapping[str, float], *, deleted: set[str],
+    commit_time: Mapping[str, float], *, deleted: set[str], generation: Mapping[str, int] | None = None,
 ) -> tuple[dict[uuid.UUID, tuple[list[str], bool, bool]], list[str]]:
     """Per row: (release tags, is_release, is_reused_version), and the problems found.
 
@@ -280,7 +280,10 @@ def compute_release_flags(
     that component, and only when its version matches. Without any release tag, the default
     branch tip is the only release. A version released at several commits belongs to the
     oldest; a later one with different files is a reused version, ignored for resolution.
+    Commits with the same commit time are ordered by ``generation`` (``RepositoryMirror.generations``:
+    an ancestor comes before its descendants), then by id.
     """
+    generation = generation or {}
     problems: list[str] = []
     result: dict[uuid.UUID, tuple[list[str], bool, bool]] = {}
     any_release_tag = bool(tags_at)
@@ -320,7 +323,8 @@ def compute_release_flags(
     released: set[uuid.UUID] = set()
     reused: set[uuid.UUID] = set()
     for (_kind, name, version), group in candidates.items():
-        group.sort(key=lambda r: (commit_time.get(r.commit_hash, 0.0), r.commit_hash))
+        group.sort(key=lambda r: (commit_time.get(r.commit_hash, 0.0), generation.get(r.commit_hash, 0),
+                                  r.commit_hash))
         first = group[0]
         released.add(first.id)
         for later in group[1:]:
@@ -475,6 +479,11 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             for commit, snap in sorted(snapshots.items()) if not snap.fatal for rec in snap.components
         ]
         commit_time = {c: mirror.commit_time(c).timestamp() for c in release_commits | {tip}}
+        # Only commits that share a commit time need their order in history (rarely any).
+        by_time: dict[float, list[str]] = defaultdict(list)
+        for commit, when in commit_time.items():
+            by_time[when].append(commit)
+        generation = mirror.generations(sorted(c for same in by_time.values() if len(same) > 1 for c in same))
         # Tree ids of each release tag's components as first seen, for the ledger.
         for commit, trees in facts.new_tags.values():
             first_seen = snapshots.get(commit)
@@ -493,7 +502,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
                                                (), False, False, r["path"], r["metadata_"] or {},
                                                r["type"].value) for r in new_rows]
         flags, flag_problems = compute_release_flags([*existing, *new_facts], facts.tags_at, tip, commit_time,
-                                                     deleted=set(facts.deleted))
+                                                     deleted=set(facts.deleted), generation=generation)
         for r in new_rows:
             r["release_tags"], r["is_release"], r["is_reused_version"] = flags[r["id"]]
         inserted = repos_q.insert_components(session=session, rows=new_rows)
@@ -501,7 +510,7 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
             # Some (path, commit) rows already existed under other ids: judge what is stored now.
             rows = repos_q.component_facts(session=session, repository_id=target.id)
             flags, flag_problems = compute_release_flags(rows, facts.tags_at, tip, commit_time,
-                                                         deleted=set(facts.deleted))
+                                                         deleted=set(facts.deleted), generation=generation)
         else:
             rows = existing
         problems.extend(flag_problems)

@@ -288,3 +288,39 @@ def test_an_empty_repository_says_it_is_empty_and_syncs_once_it_has_a_commit(env
     again = run_sync(["blank"]).results["blank"]  # named: past the failure's back-off
     assert again.status == "synced", again
     assert one(env, "SELECT count(*) FROM components WHERE name = 't1'")[0] == 1
+
+
+def test_commits_with_one_commit_time_are_ordered_by_history(env, factory, register) -> None:
+    """Two release commits with the same committer date (scripted histories commit several times a
+    second): the version belongs to the ancestor, not to whichever commit id sorts first."""
+    repo = factory.create("tie", files=tools_files(["gamma"]))
+    fixed = {**factory.base_env, "GIT_AUTHOR_DATE": "1750000000 +0000", "GIT_COMMITTER_DATE": "1750000000 +0000"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo.workdir, env=fixed, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def commit(i: int) -> str:
+        (repo.workdir / "tools" / "gamma" / "main.py").write_text(f"print({i})\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", f"change {i}")
+        return git("rev-parse", "HEAD")
+
+    first = commit(0)
+    # Its child, at the same second, with an id that sorts before the ancestor's (the old tie-break).
+    for i in range(1, 200):
+        later = commit(i)
+        if later < first:
+            break
+        git("reset", "-q", "--hard", first)
+    assert later < first
+    git("tag", "v1.0.0", first)
+    git("tag", "gamma@1.0.0", later)
+    git("push", "-q", "--force", "origin", "main", "--tags")
+    register(repo)
+    [result] = run_sync().results.values()
+    assert result.status == "synced", result
+    rows = dict(((c, (rel, reused)) for c, rel, reused in q(
+        env, "SELECT commit_hash, is_release, is_reused_version FROM components WHERE name = 'gamma'")))
+    assert rows[first] == (True, False) and rows[later] == (False, True), rows
+    assert any(f"released again at {later[:12]}" in p and f"first at {first[:12]}" in p for p in result.problems)
