@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from agentforge.core.documents import (
+    ManifestEntry,
+    format_validation_errors,
     parse_composition,
     parse_manifest,
     safe_relpath,
@@ -90,10 +94,12 @@ def _safe_path(mirror: MirrorReader, commit: str, path: str, *, what: str) -> st
 def _drop_bad_entries(document: Any, source: str, problems: list[str]) -> Any:
     """Remove manifest entries that would fail the whole manifest but concern one component only.
 
-    A component entry whose ``path`` leaves the repository (``..``, absolute) or whose name
-    repeats an earlier one of the same kind is reported as that component's problem and
-    dropped, so the other components of the repository are still read. Anything else wrong
-    with the manifest stays fatal (``parse_manifest`` judges the cleaned document).
+    A component entry that is not a valid entry on its own (an invalid name, a missing or
+    malformed ``path``), whose ``path`` leaves the repository (``..``, absolute) or whose name
+    repeats an earlier one of the same kind is reported as that component's problem, at its
+    index as written, and dropped, so the other components of the repository are still read.
+    Anything else wrong with the manifest stays fatal (``parse_manifest`` judges the cleaned
+    document).
     """
     if not isinstance(document, dict) or not isinstance(document.get("components"), dict):
         return document
@@ -116,6 +122,13 @@ def _drop_bad_entries(document: Any, source: str, problems: list[str]) -> Any:
                 except AgentForgeError as exc:
                     problems.append(f"{exc.message} (component {name!r} skipped)")
                     continue
+            try:
+                ManifestEntry.model_validate(entry)
+            except ValidationError as exc:
+                for path, message in format_validation_errors(exc):
+                    problems.append(f"{where}.{path}: {message} (entry skipped)" if path
+                                    else f"{where}: {message} (entry skipped)")
+                continue
             if isinstance(name, str):
                 if name in seen:
                     problems.append(f"{where}: duplicate name {name!r} (also at components.{group}"

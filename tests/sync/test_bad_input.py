@@ -135,3 +135,25 @@ def test_a_symlink_loop_fails_only_its_component(env, factory, register) -> None
     assert {r[0] for r in q(env, "SELECT name FROM components")} == {"p2"}
     skipped = sorted(p for p in result.problems if "(or loops); component skipped" in p)
     assert len(skipped) == 2 and "'p1'" in skipped[0] and "'p3'" in skipped[1], result.problems
+
+
+def test_a_manifest_entry_with_a_bad_name_skips_only_that_entry_at_its_written_index(env, factory,
+                                                                                     register) -> None:
+    """An invalid name or a missing path is that entry's problem (FORMATS §1), not the manifest's;
+    reported at its index as written, though an earlier duplicate entry was dropped before it."""
+    entries = [("good", "tools/good"), ("good", "tools/good-again"), ("BadName", "tools/bad-name"),
+               ("other", "tools/other")]
+    manifest = manifest_yaml(entries) + "    - {name: no-path}\n"
+    files = {"forge-manifest.yaml": manifest,
+             "tools/good/component.yaml": component_yaml("good", "1.0.0"),
+             "tools/good-again/component.yaml": component_yaml("good", "1.0.0"),
+             "tools/bad-name/component.yaml": component_yaml("bad-name", "1.0.0"),
+             "tools/other/component.yaml": component_yaml("other", "1.0.0")}
+    register(factory.create("names", files=files, tag="v1.0.0"))
+    result = run_sync().results["names"]
+    assert result.status == "synced", result
+    assert {r[0] for r in q(env, "SELECT name FROM components")} == {"good", "other"}
+    problems = "\n".join(result.problems)
+    assert "components.tools[2].name: 'BadName' is not a valid name" in problems, problems
+    assert "components.tools[4].path" in problems and "(entry skipped)" in problems, problems
+    assert "components.tools[1]: duplicate name 'good'" in problems, problems
