@@ -106,6 +106,9 @@ def _matching(rows: list[Any], text: str) -> list[Any]:
     from agentforge.errors import NotFound
 
     # commit:<7+ hex> (a prefix), or a bare full id (FORMATS §3: NAME@<40-hex> is that commit).
+    if re.fullmatch(r"commit:[0-9a-fA-F]{1,6}", text.strip()):
+        raise NotFound(f"{text!r}: a commit id prefix needs at least 7 hex digits", code="VERSION_INVALID",
+                       hint="Give 7 or more digits of the commit id (`git log --oneline` shows 7).")
     short = re.fullmatch(r"commit:([0-9a-fA-F]{7,40})|([0-9a-fA-F]{40})", text.strip())
     if short:
         prefix = (short.group(1) or short.group(2)).lower()

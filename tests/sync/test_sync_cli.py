@@ -273,6 +273,8 @@ def test_show_takes_a_constraint_or_a_commit_prefix(env, factory, register) -> N
     assert res.code == 2 and "has no version '^3'" in res.err and "2.0.0, 1.1.0, 1.0.0" in res.err
     res = cli("show", "a@branch:main")
     assert res.code == 2 and "VERSION_INVALID" in res.err and "agentforge lock" in res.err
+    res = cli("show", f"a@commit:{first[:6]}")
+    assert res.code == 2 and "VERSION_INVALID" in res.err and "at least 7 hex digits" in res.err, res.err
 
 
 def test_a_local_path_with_a_space_is_registered_synced_locked_and_installed(env, factory, prefect_env,
