@@ -807,7 +807,8 @@ def check_lock(root_text: str, path: Path, *, include_dev: bool = False, verify_
     with session_scope(get_engine(settings)) as session:
         index = PostgresCandidateIndex(session)
         spec = parse_root(root_text, session=session, force_kind=force_kind)
-        if spec.kind == "component" and (spec.constraint in ("*", "")) and lock.root.kind != "Composition":
+        if (spec.kind == "component" and (spec.constraint in ("*", "")) and lock.root.kind != "Composition"
+                and lock.root.name == spec.name):  # another root's commit would only confuse the message
             # Check against the locked root commit, not whatever is newest now.
             root_pkg = next((p for p in lock.packages.values() if p.dependency_type == "root"), None)
             if root_pkg is not None:

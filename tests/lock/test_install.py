@@ -117,6 +117,19 @@ def test_refuses_a_lock_for_another_root(two: Library, tmp_path: Path) -> None:
     assert check.wrong_root and not check.ok
 
 
+def test_refuses_a_lock_for_a_root_in_another_repository(two: Library, tmp_path: Path) -> None:
+    """The lock's root commit is not applied to another root (before: "z has 1.0.0: nothing matches
+    commit:…" instead of naming the lock's root)."""
+    two.repo("elsewhere", {"z": "1.0.0"})
+    two.sync()
+    path = tmp_path / "forge-lock.yaml"
+    _locked("app", path)
+    with pytest.raises(LockError) as info:
+        lock_svc.verify_lock_for_install("z", path, include_dev=False)
+    assert "locks Tool app, not Tool z" in info.value.message, info.value.message
+    assert lock_svc.check_lock("z", path).wrong_root
+
+
 def test_commit_whose_tag_was_deleted_is_fetched_by_id(lib: Library, tmp_path: Path, home: Path) -> None:
     repo = lib.repo("tools", {"app": ("1.0.0", {"b": "1.0.0"}), "b": "1.0.0"}, tag="v1.0.0")
     lib.sync()
