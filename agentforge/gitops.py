@@ -381,6 +381,8 @@ def _parse_ls_remote(output: str) -> tuple[str | None, dict[str, str], dict[str,
         if left.startswith("ref: "):
             if name == "HEAD":
                 head = left.removeprefix("ref: ").strip()
+                if not readable_ref_name(head):
+                    head = None  # a default branch whose name is not text: as if HEAD were detached
             continue
         if name == "HEAD":
             continue
@@ -639,8 +641,11 @@ class _CatFile:
         proc = self._procs.get(mode)
         if proc is None or proc.poll() is not None:
             exe = git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git"
+            # In a process group of its own: Ctrl-C in a terminal signals the command's group, and
+            # a reader killed mid-answer made that repository's sync fail (and back off) though the
+            # user only interrupted it. It ends when we close its stdin, or when we die.
             proc = subprocess.Popen([exe, "cat-file", mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, cwd=self._path, env=self._env)
+                                    stderr=subprocess.DEVNULL, cwd=self._path, env=self._env, process_group=0)
             self._procs[mode] = proc
         return proc
 
@@ -998,7 +1003,7 @@ class RepositoryMirror:
         self._cloned = True
         try:
             head = (self.path / "HEAD").read_text(encoding="utf-8").strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):  # a default branch whose name is not text: see readable_ref_name
             head = ""
         # "ref: refs/heads/<branch>" (a symref); a detached remote HEAD leaves a commit id here.
         self._head_target = head[5:].strip() if head.startswith("ref: ") else None
@@ -1061,7 +1066,7 @@ class RepositoryMirror:
             # Ref names cannot contain spaces, so the last two fields are name and symref.
             raw, kind, peeled, peeled_kind, name, symref = parts[0], parts[1], parts[2], parts[3], parts[-2], parts[-1]
             if name == REMOTE_HEAD_REF:
-                origin_head = symref or None
+                origin_head = (symref or None) if readable_ref_name(symref) else None
                 continue
             if not readable_ref_name(name):
                 self.unreadable_refs.add(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
@@ -1169,8 +1174,8 @@ class RepositoryMirror:
             target = self._git("symbolic-ref", "--quiet", REMOTE_HEAD_REF, action="symbolic-ref")
         except GitError:
             return None
-        ref = target.decode().strip()
-        if not ref.startswith("refs/heads/") or self._header(ref) is None:
+        ref = target.decode("utf-8", "surrogateescape").strip()
+        if not readable_ref_name(ref) or not ref.startswith("refs/heads/") or self._header(ref) is None:
             return None
         return ref.removeprefix("refs/heads/")
 

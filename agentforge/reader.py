@@ -101,44 +101,53 @@ def _drop_bad_entries(document: Any, source: str, problems: list[str]) -> Any:
     Anything else wrong with the manifest stays fatal (``parse_manifest`` judges the cleaned
     document).
     """
-    if not isinstance(document, dict) or not isinstance(document.get("components"), dict):
+    if not isinstance(document, dict):
         return document
     cleaned = dict(document)
+    if isinstance(document.get("compositions"), list):
+        cleaned["compositions"] = _kept_entries(document["compositions"], "compositions", source, problems)
+    if not isinstance(document.get("components"), dict):
+        return cleaned
     groups = dict(document["components"])
     for group, entries in groups.items():
-        if not isinstance(entries, list):
-            continue
-        kept: list[Any] = []
-        seen: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                kept.append(entry)
-                continue
-            where = f"{source}: components.{group}[{index}]"
-            name = entry.get("name")
-            if "path" in entry:
-                try:
-                    safe_relpath(entry["path"], field=f"components.{group}[{index}].path", source=source)
-                except AgentForgeError as exc:
-                    problems.append(f"{exc.message} (component {name!r} skipped)")
-                    continue
-            try:
-                ManifestEntry.model_validate(entry)
-            except ValidationError as exc:
-                for path, message in format_validation_errors(exc):
-                    problems.append(f"{where}.{path}: {message} (entry skipped)" if path
-                                    else f"{where}: {message} (entry skipped)")
-                continue
-            if isinstance(name, str):
-                if name in seen:
-                    problems.append(f"{where}: duplicate name {name!r} (also at components.{group}"
-                                    f"[{seen[name]}]); the later entry is skipped")
-                    continue
-                seen[name] = index
-            kept.append(entry)
-        groups[group] = kept
+        if isinstance(entries, list):
+            groups[group] = _kept_entries(entries, f"components.{group}", source, problems)
     cleaned["components"] = groups
     return cleaned
+
+
+def _kept_entries(entries: list[Any], field: str, source: str, problems: list[str]) -> list[Any]:
+    """The entries of one manifest list that stand on their own; the others reported and dropped."""
+    kept: list[Any] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        where = f"{source}: {field}[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping with name and path, got {type(entry).__name__} "
+                            "(entry skipped)")
+            continue
+        name = entry.get("name")
+        if "path" in entry:
+            try:
+                safe_relpath(entry["path"], field=f"{field}[{index}].path", source=source)
+            except AgentForgeError as exc:
+                problems.append(f"{exc.message} (component {name!r} skipped)")
+                continue
+        try:
+            ManifestEntry.model_validate(entry)
+        except ValidationError as exc:
+            for path, message in format_validation_errors(exc):
+                problems.append(f"{where}.{path}: {message} (entry skipped)" if path
+                                else f"{where}: {message} (entry skipped)")
+            continue
+        if isinstance(name, str):
+            if name in seen:
+                problems.append(f"{where}: duplicate name {name!r} (also at {field}[{seen[name]}]); "
+                                "the later entry is skipped")
+                continue
+            seen[name] = index
+        kept.append(entry)
+    return kept
 
 
 def _component_record(kind: str, name: str, version: str, raw: dict[str, Any], path: str,

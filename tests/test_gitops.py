@@ -719,3 +719,15 @@ def test_a_depth_limited_walk_that_reached_everything_serves_the_listing_and_one
         assert bool(loads) is expect_deep  # walked again only when the limited walk stopped short
         mirror.close()
         fresh.close()
+
+
+def test_the_object_reader_is_out_of_the_terminals_reach(tmp_path: Path) -> None:
+    """The persistent cat-file process runs in a process group of its own: a terminal's Ctrl-C
+    (SIGINT to the command's group) used to kill it mid-answer and fail that repository's sync."""
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "r.git")], check=True)
+    reader = gitops._CatFile(tmp_path / "r.git", {})
+    proc = reader._proc("--batch")
+    try:
+        assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+    finally:
+        reader.close()

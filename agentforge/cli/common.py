@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -84,9 +86,36 @@ def run_flow(fn: Any, /, **kwargs: Any) -> Any:
     engine()  # migrate (and start the embedded server) before Prefect spins up
     from flows.inprocess import without_heartbeats
 
-    start_in_process_api()
-    with without_heartbeats():
-        return fn(**kwargs)
+    with _one_interrupt():
+        start_in_process_api()
+        with without_heartbeats():
+            return fn(**kwargs)
+
+
+@contextlib.contextmanager
+def _one_interrupt() -> Iterator[None]:
+    """Ctrl-C interrupts the flow once; further presses are ignored while the command winds down
+    (the flow records its end and Prefect stops its in-process server: seconds). A second press
+    used to land in that clean-up (in a pydantic serialiser or Prefect's exit handler) and end
+    the command with a traceback or an INTERNAL_ERROR instead of `Interrupted.`."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def first(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is first:  # not interrupted: as before
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def start_in_process_api() -> None:
@@ -114,8 +143,23 @@ def start_in_process_api() -> None:
     server = SubprocessASGIServer()
     if server.running:
         return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        server.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    launch = getattr(server, "_run_uvicorn_command", None)
+    if launch is None:  # pragma: no cover - another Prefect: SIGINT blocked while it starts
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            server.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return
+
+    def launch_blocked() -> Any:
+        # Blocked only while the process is spawned, so a Ctrl-C during the seconds the server
+        # takes to answer still interrupts the command at once (Prefect stops the server at exit).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return launch()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    server._run_uvicorn_command = launch_blocked  # type: ignore[method-assign]
+    server.start()

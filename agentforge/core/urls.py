@@ -90,7 +90,7 @@ def _check_characters(raw: str) -> None:
         raise _fail(raw, "starts with '-', which git would read as an option")
     if "\\" in raw:
         raise _fail(raw, "contains a backslash")
-    if "?" in raw or "#" in raw:
+    if ("?" in raw or "#" in raw) and not raw.startswith("/"):  # in a plain path they are file name characters
         raise _fail(raw, "must not carry a query string or fragment")
 
 

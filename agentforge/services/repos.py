@@ -18,7 +18,7 @@ from agentforge.core.results import RepoSyncResult
 from agentforge.core.urls import default_repository_name, normalise_repository_url
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, GitError, redact
-from agentforge.gitops import ls_remote_many
+from agentforge.gitops import ls_remote_many, readable_ref_name
 from agentforge.services.settings import current_user_id
 from agentforge.services.sync import FORCED_PREFIX, credentials_for, mirror_path
 from models import Composition, Repository, RepoType
@@ -78,6 +78,9 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
         raise AgentForgeError(f"--type {type!r} is not one of tools, prompts, agents, compositions, mixed",
                               code="TYPE_INVALID",
                               hint="Leave --type out: a repository is 'mixed' by default.") from None
+    if branch is not None and not readable_ref_name(branch):
+        raise AgentForgeError(f"--branch {branch.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text",
+                              code="GIT_REF_NOT_FOUND", hint="Name a branch whose name is text.")
     asked_branch = branch  # only an explicit --branch retargets a registered repository
     if check:
         outcome = ls_remote_many([url], credentials=credentials_for(url, settings),

@@ -38,6 +38,8 @@ ACCEPTED = [
     ("file:///srv/my%2drepos", "file:///srv/my-repos"),
     ("/srv/été/it's (1)", "file:///srv/%C3%A9t%C3%A9/it%27s%20%281%29"),
     ("/srv/100%/x", "file:///srv/100%25/x"),
+    ("/srv/issue#3?/x", "file:///srv/issue%233%3F/x"),
+    ("file:///srv/issue%233%3F/x", "file:///srv/issue%233%3F/x"),
 ]
 
 
@@ -75,6 +77,7 @@ REJECTED = [
     ("file:///a/b%5Cc", "encodes a slash, a backslash"),
     ("file:///a/b%0Ac", "control character"),
     ("file:///a/%ff", "not valid percent-encoded UTF-8"),
+    ("file:///a/b#c", "fragment"),
     ("/srv/a\tb", "whitespace"),
     ("file://host/a/b", "empty host"),
     ("file:relative/x", "scheme 'file'"),

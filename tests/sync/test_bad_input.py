@@ -143,7 +143,8 @@ def test_a_manifest_entry_with_a_bad_name_skips_only_that_entry_at_its_written_i
     reported at its index as written, though an earlier duplicate entry was dropped before it."""
     entries = [("good", "tools/good"), ("good", "tools/good-again"), ("BadName", "tools/bad-name"),
                ("other", "tools/other")]
-    manifest = manifest_yaml(entries) + "    - {name: no-path}\n"
+    manifest = (manifest_yaml(entries) + "    - {name: no-path}\n    - just a string\n    -\n"
+                "compositions:\n  - {name: BadComp, path: x.yaml}\n  - {name: no-path-comp}\n")
     files = {"forge-manifest.yaml": manifest,
              "tools/good/component.yaml": component_yaml("good", "1.0.0"),
              "tools/good-again/component.yaml": component_yaml("good", "1.0.0"),
@@ -157,3 +158,7 @@ def test_a_manifest_entry_with_a_bad_name_skips_only_that_entry_at_its_written_i
     assert "components.tools[2].name: 'BadName' is not a valid name" in problems, problems
     assert "components.tools[4].path" in problems and "(entry skipped)" in problems, problems
     assert "components.tools[1]: duplicate name 'good'" in problems, problems
+    assert "components.tools[5]: expected a mapping with name and path, got str (entry skipped)" in problems
+    assert "components.tools[6]: expected a mapping with name and path, got NoneType" in problems, problems
+    assert "compositions[0].name: 'BadComp' is not a valid name" in problems, problems
+    assert "compositions[1].path" in problems, problems

@@ -40,3 +40,25 @@ def test_a_tag_name_that_is_not_utf8_is_reported_and_harms_nothing(env, factory,
     odd.tag("v2.0.0")
     assert {r.name: r.status for r in sync_repositories()} == {"odd": "synced", "plain": "unchanged"}
     assert ("a", "2.0.0") in q(env, "SELECT name, version FROM components WHERE is_release")
+
+
+def test_a_default_branch_whose_name_is_not_utf8_fails_only_its_repository(env, factory, register,
+                                                                           prefect_api: None) -> None:
+    """The remote's HEAD moved to a branch whose name is not text: before, the batched check passed
+    that name to the flow as a parameter and every sync of every repository crashed."""
+    from agentforge.cli.repo_cmds import run_sync  # as `agentforge sync` runs the flow (plan as parameters)
+
+    def sync_repositories() -> list:
+        return run_sync(None)
+
+    odd = factory.create("headodd", files=tools_files(["a"]), tag="v1.0.0")
+    register(odd)
+    register(factory.create("plain2", files=tools_files(["b"]), tag="v1.0.0"))
+    assert {r.status for r in sync_repositories()} == {"synced"}
+    odd.create_branch("feat\udcff")
+    odd.git("symbolic-ref", "HEAD", "refs/heads/feat\udcff", bare=True)
+    odd.commit(files=tools_files(["a"], version="1.1.0"), tags=["v1.1.0"])
+    results = {r.name: r for r in sync_repositories()}
+    assert results["headodd"].status == "synced", results  # its registered branch main still exists
+    assert results["plain2"].status == "unchanged"
+    assert ("a", "1.1.0") in q(env, "SELECT name, version FROM components WHERE is_release")
