@@ -394,26 +394,36 @@ def finish_sync_success(
 
 
 def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
-                        error: str, backoff_seconds: int, counts: bool = True) -> None:
-    """Record a failure; the checkpoint (synced_refs, last_sync) does not advance. ``counts=False``
-    (the user interrupted the sync): no failure counted, no back-off, the next sync tries at once."""
+                        error: str, backoff_seconds: int, interrupted: bool = False) -> None:
+    """Record a failure; the checkpoint (synced_refs, last_sync) does not advance.
+
+    ``interrupted`` (the user stopped the sync, Ctrl-C): nothing is said about the repository. Its
+    operation is CANCELLED, no failure is counted and no back-off set, and the repository keeps the
+    state it had before this run (SYNCED, NEVER_SYNCED, or SYNC_FAILED from an earlier failure);
+    the next sync reads what this one did not."""
     now = datetime.now(UTC)
     repo = session.get(Repository, repository_id)
     if repo is None:
         return
-    failures = repo.failure_count + 1 if counts else repo.failure_count
-    delay = min(backoff_seconds * (2 ** (failures - 1)), 6 * 3600) if backoff_seconds and counts else 0
-    repo.sync_status = RepoSyncStatus.SYNC_FAILED
-    repo.last_error = error
-    repo.failure_count = failures
-    repo.next_sync_after = now + timedelta(seconds=delay) if delay else None
+    if interrupted:
+        repo.sync_status = (RepoSyncStatus.SYNC_FAILED if repo.failure_count else
+                            RepoSyncStatus.SYNCED if repo.last_sync is not None else RepoSyncStatus.NEVER_SYNCED)
+        repo.next_sync_after = None
+    else:
+        failures = repo.failure_count + 1
+        delay = min(backoff_seconds * (2 ** (failures - 1)), 6 * 3600) if backoff_seconds else 0
+        repo.sync_status = RepoSyncStatus.SYNC_FAILED
+        repo.last_error = error
+        repo.failure_count = failures
+        repo.next_sync_after = now + timedelta(seconds=delay) if delay else None
+    status = SyncOperationStatus.CANCELLED if interrupted else SyncOperationStatus.FAILED
     if operation_id is None:
         session.add(SyncOperation(repository_id=repository_id, operation=SyncOperationType.PULL_UPSTREAM,
-                                  status=SyncOperationStatus.FAILED, direction=SyncDirection.UPSTREAM_TO_LOCAL,
+                                  status=status, direction=SyncDirection.UPSTREAM_TO_LOCAL,
                                   started_at=now, completed_at=now, error_message=error))
     else:
         session.execute(sa.update(SyncOperation).where(SyncOperation.id == operation_id).values(
-            status=SyncOperationStatus.FAILED, completed_at=now, error_message=error))
+            status=status, completed_at=now, error_message=error))
     session.flush()
 
 

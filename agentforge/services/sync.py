@@ -378,7 +378,7 @@ def _sync_repository(repository_id: str, *, settings: Settings | None,
             with session_scope(engine) as session:
                 repos_q.finish_sync_failure(session=session, repository_id=repo_id, operation_id=op_id,
                                             error=message, backoff_seconds=settings.sync_failure_backoff_seconds,
-                                            counts=exc.code != "INTERRUPTED")
+                                            interrupted=exc.code == "INTERRUPTED")
             if exc.retryable:
                 raise
             return RepoSyncResult(name=target.name, status="failed", error=message, error_code=exc.code)
