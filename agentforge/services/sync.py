@@ -429,6 +429,11 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         branch = (target.default_branch if f"refs/heads/{target.default_branch}" in refs
                   else remote_head or target.default_branch)
         tip = refs.get(f"refs/heads/{branch}")
+        unreadable_heads = sorted(r for r in mirror.unreadable_refs if r.startswith("refs/heads/"))
+        if tip is None and unreadable_heads and not any(ref.startswith("refs/heads/") for ref in refs):
+            raise GitError(f"{target.name}: no branch has a UTF-8 name (ignored: {', '.join(unreadable_heads)})",
+                           code="GIT_REF_NOT_FOUND",
+                           hint="Rename the branch upstream to a UTF-8 name, then sync again.")
         if tip is None and not any(ref.startswith("refs/heads/") for ref in refs):
             raise GitError(f"{target.name}: the repository is empty (no branch has a commit yet)",
                            code="GIT_REF_NOT_FOUND",

@@ -62,3 +62,12 @@ def test_a_default_branch_whose_name_is_not_utf8_fails_only_its_repository(env, 
     assert results["headodd"].status == "synced", results  # its registered branch main still exists
     assert results["plain2"].status == "unchanged"
     assert ("a", "1.1.0") in q(env, "SELECT name, version FROM components WHERE is_release")
+
+
+def test_a_repository_whose_only_branch_name_is_not_utf8_says_so(env, factory, register) -> None:
+    from tests.sync.conftest import run_sync
+
+    register(factory.create("onlyodd", files=tools_files(["a"]), tag="v1.0.0", branch="m\udcffx"))
+    [result] = run_sync().results.values()
+    assert result.status == "failed" and "no branch has a UTF-8 name" in (result.error or ""), result
+    assert "refs/heads/m\\xffx" in (result.error or ""), result.error
