@@ -352,14 +352,22 @@ def recover_stale_in_progress(*, session: Session, repository_ids: Sequence[uuid
 
 
 _BEGIN_SYNC = sa.text(
-    "WITH repo AS (UPDATE repositories SET sync_status = 'SYNC_IN_PROGRESS', updated_at = now() WHERE id = :rid) "
+    "WITH repo AS (UPDATE repositories SET sync_status = 'SYNC_IN_PROGRESS', updated_at = now() WHERE id = :rid), "
+    "stale AS (UPDATE sync_operations SET status = 'FAILED', completed_at = :started, "
+    "error_message = 'interrupted: the process running this sync stopped' "
+    "WHERE repository_id = :rid AND status = 'IN_PROGRESS') "
     "INSERT INTO sync_operations (id, repository_id, operation, status, direction, source_commit, started_at) "
     "VALUES (:op, :rid, 'PULL_UPSTREAM', 'IN_PROGRESS', 'UPSTREAM_TO_LOCAL', :source, :started)"
 )
 
 
 def begin_sync(*, session: Session, repository_id: uuid.UUID, source_commit: str | None) -> uuid.UUID:
-    """Mark SYNC_IN_PROGRESS and open this run's sync_operations row (one statement); the row id."""
+    """Mark SYNC_IN_PROGRESS and open this run's sync_operations row (one statement); the row id.
+
+    Callers hold the repository's sync lock, so an operation of it still IN_PROGRESS belongs to a
+    run that died: it is closed as failed in the same statement. (The stale-state repair before a
+    sync cannot always do it: a killed run's server session may still hold the lock for a moment,
+    and the repair skips a repository whose lock is held; the crash tests saw that race.)"""
     op_id = uuid.uuid4()
     session.execute(_BEGIN_SYNC, {"op": op_id, "rid": repository_id, "source": source_commit,
                                   "started": datetime.now(UTC)})

@@ -324,3 +324,22 @@ def test_commits_with_one_commit_time_are_ordered_by_history(env, factory, regis
         env, "SELECT commit_hash, is_release, is_reused_version FROM components WHERE name = 'gamma'")))
     assert rows[first] == (True, False) and rows[later] == (False, True), rows
     assert any(f"released again at {later[:12]}" in p and f"first at {first[:12]}" in p for p in result.problems)
+
+
+def test_a_sync_closes_an_operation_a_dead_run_left_open(env, factory, register) -> None:
+    """An IN_PROGRESS operation the repair before a sync could not close (the killed run's server
+    session still held the repository's lock for a moment) is closed by the next sync of it: the
+    sync holds that lock, so no live run owns the operation."""
+    repo = factory.create("stale", files=tools_files(["a"]), tag="v1.0.0")
+    register(repo)
+    run_sync()
+    with env.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO sync_operations (id, repository_id, operation, status, direction, started_at) "
+            "SELECT gen_random_uuid(), id, 'PULL_UPSTREAM', 'IN_PROGRESS', 'UPSTREAM_TO_LOCAL', now() "
+            "FROM repositories"))
+    repo.commit(files=tools_files(["a"], version="1.1.0"), tags=["v1.1.0"])
+    assert run_sync().results["stale"].status == "synced"
+    assert q(env, "SELECT count(*) FROM sync_operations WHERE status = 'IN_PROGRESS'") == [(0,)]
+    assert one(env, "SELECT count(*) FROM sync_operations WHERE status = 'FAILED' "
+                    "AND error_message LIKE 'interrupted:%'")[0] == 1
