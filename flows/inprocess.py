@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
+from typing import Any
 
 import prefect.context
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
 #: Setting either one means the user wants heartbeats; then the run is left as Prefect makes it.
 HEARTBEAT_ENV = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
@@ -33,3 +36,39 @@ def without_heartbeats() -> Iterator[None]:
     settings = current.settings.model_copy(update={"flows": flows})
     with prefect.context.SettingsContext(profile=current.profile, settings=settings):
         yield
+
+
+def start_in_process_api() -> None:
+    """Without ``PREFECT_API_URL``, start Prefect's in-process API server now, its process spawned
+    with SIGINT blocked, so that it inherits the block.
+
+    Ctrl-C in a terminal signals the whole foreground process group. Prefect starts its in-process
+    server (a uvicorn subprocess) in ours, so the same Ctrl-C that interrupts the command killed the
+    server too, and the interrupted flow then spent over a minute retrying to report its end to a
+    server that was gone before failing with INTERNAL_ERROR. With SIGINT blocked in it, the server
+    outlives the keypress, the flow's end is recorded, and Prefect stops the server at exit as
+    always (SIGTERM). Prefect offers no option for this; ``SubprocessASGIServer`` is the singleton
+    its client starts on first use (so the client finds it running); where it or its spawning
+    method is missing (another Prefect version) the client starts its server as before."""
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+    except ImportError:  # pragma: no cover - another Prefect: its client starts the server
+        return
+    server = SubprocessASGIServer()
+    launch = getattr(server, "_run_uvicorn_command", None)
+    if server.running or launch is None:
+        return
+
+    def launch_blocked() -> Any:
+        # Blocked only while the process is spawned, so a Ctrl-C during the seconds the server
+        # takes to answer still interrupts the command at once (Prefect stops the server at exit).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return launch()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    server._run_uvicorn_command = launch_blocked  # type: ignore[method-assign]
+    server.start()

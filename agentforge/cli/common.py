@@ -84,7 +84,7 @@ def run_flow(fn: Any, /, **kwargs: Any) -> Any:
     made every in-process run wait up to a second at its end). Prefect is imported here, by the
     commands that run a flow, never by read-only ones."""
     engine()  # migrate (and start the embedded server) before Prefect spins up
-    from flows.inprocess import without_heartbeats
+    from flows.inprocess import start_in_process_api, without_heartbeats
 
     with _one_interrupt():
         start_in_process_api()
@@ -116,50 +116,3 @@ def _one_interrupt() -> Iterator[None]:
     finally:
         if signal.getsignal(signal.SIGINT) is first:  # not interrupted: as before
             signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def start_in_process_api() -> None:
-    """Without ``PREFECT_API_URL``, start Prefect's in-process API server now, from this thread,
-    with SIGINT blocked, so that the server process inherits the block.
-
-    Ctrl-C in a terminal signals the whole foreground process group. Prefect starts its in-process
-    server (a uvicorn subprocess) in ours, so the same Ctrl-C that interrupts the command killed the
-    server too, and the interrupted flow then spent over a minute retrying to report its end to a
-    server that was gone before failing with INTERNAL_ERROR. With SIGINT blocked in it, the server
-    outlives the keypress, the flow's end is recorded, and Prefect stops the server at exit as
-    always (SIGTERM). Prefect offers no option for this; ``SubprocessASGIServer`` is the singleton
-    its client starts on first use (so the client finds it running), and when that class is not
-    there (another Prefect version) the client starts its server as before."""
-    import signal
-
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        return
-    try:
-        from prefect.server.api.server import SubprocessASGIServer
-    except ImportError:  # pragma: no cover - a Prefect without it starts its own, unprotected
-        return
-    server = SubprocessASGIServer()
-    if server.running:
-        return
-    launch = getattr(server, "_run_uvicorn_command", None)
-    if launch is None:  # pragma: no cover - another Prefect: SIGINT blocked while it starts
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            server.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        return
-
-    def launch_blocked() -> Any:
-        # Blocked only while the process is spawned, so a Ctrl-C during the seconds the server
-        # takes to answer still interrupts the command at once (Prefect stops the server at exit).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            return launch()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-
-    server._run_uvicorn_command = launch_blocked  # type: ignore[method-assign]
-    server.start()
