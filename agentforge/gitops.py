@@ -366,6 +366,11 @@ def readable_ref_name(name: str) -> bool:
     return True
 
 
+def _shown_ref(name: str) -> str:
+    """A ref name that is not UTF-8, as text to report: its odd bytes as ``\\xff`` escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _parse_ls_remote(output: str) -> tuple[str | None, dict[str, str], dict[str, str]]:
     """Return (HEAD symref target, raw ref → object id, ref → peeled commit id); refs whose names
     are not UTF-8 are left out (``readable_ref_name``)."""
@@ -735,6 +740,20 @@ def _writes_mirror(method: _F) -> _F:
 _MIRROR_MISSING_HINT = "Run `agentforge sync` for its repository: the sync creates the mirror again."
 
 
+def _remove_interrupted_clones(path: Path) -> None:
+    """The scratch folders of clones of the mirror at ``path`` that never finished."""
+    for leftover in path.parent.glob(f"{glob.escape(path.name)}{_CLONE_SUFFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def remove_mirror(path: str | Path) -> None:
+    """Delete a mirror with what lies beside it: interrupted clones and its write-lock file."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    _remove_interrupted_clones(path)
+    path.with_name(f"{path.name}.forge-lock").unlink(missing_ok=True)
+
+
 def is_mirror(path: str | Path) -> bool:
     """A git repository at ``path`` (what a mirror's folder holds once created). A folder without
     ``HEAD`` and ``objects`` (emptied, or left by a clone killed early) is none: fetch re-creates it."""
@@ -980,8 +999,7 @@ class RepositoryMirror:
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in self.path.parent.glob(f"{glob.escape(self.path.name)}{_CLONE_SUFFIX}*"):
-            shutil.rmtree(leftover, ignore_errors=True)  # an earlier run's interrupted clone
+        _remove_interrupted_clones(self.path)
         scratch = self.path.with_name(f"{self.path.name}{_CLONE_SUFFIX}{os.getpid()}-{secrets.token_hex(4)}")
         try:
             _run(
@@ -1032,7 +1050,7 @@ class RepositoryMirror:
                 continue
             raw, kind, peeled, peeled_kind, name = parts
             if not readable_ref_name(name):
-                self.unreadable_refs.add(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+                self.unreadable_refs.add(_shown_ref(name))
                 continue
             if kind == "commit":
                 refs[name] = (raw, raw)
@@ -1069,7 +1087,7 @@ class RepositoryMirror:
                 origin_head = (symref or None) if readable_ref_name(symref) else None
                 continue
             if not readable_ref_name(name):
-                self.unreadable_refs.add(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+                self.unreadable_refs.add(_shown_ref(name))
                 continue
             commit: str | None = None
             if kind == "commit":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +17,7 @@ from agentforge.core.results import RepoSyncResult
 from agentforge.core.urls import default_repository_name, normalise_repository_url
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, GitError, redact
-from agentforge.gitops import ls_remote_many, readable_ref_name
+from agentforge.gitops import ls_remote_many, readable_ref_name, remove_mirror
 from agentforge.services.settings import current_user_id
 from agentforge.services.sync import FORCED_PREFIX, credentials_for, mirror_path
 from models import Composition, Repository, RepoType
@@ -428,15 +427,11 @@ class RepoRemoved(BaseModel):
 
 
 def remove_repository(name: str, *, force: bool = False, settings: Settings | None = None) -> RepoRemoved:
-    import shutil
 
     settings = settings or get_settings()
     with session_scope(get_engine(settings)) as session:
         removed = repos_q.remove_repository(session=session, name=name, force=force)
         path = mirror_path(settings, removed.id)
-    shutil.rmtree(path, ignore_errors=True)
-    for leftover in Path(path).parent.glob(f"{Path(path).name}.cloning-*"):  # an interrupted first clone's
-        shutil.rmtree(leftover, ignore_errors=True)
-    Path(path).with_name(f"{Path(path).name}.forge-lock").unlink(missing_ok=True)  # the mirror's write lock
+    remove_mirror(path)
     return RepoRemoved(removed=removed.name, url=removed.url, compositions_removed=removed.compositions_removed,
                        compositions_kept=removed.compositions_kept, offered_elsewhere=removed.offered_elsewhere)
