@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import prefect.context
@@ -38,9 +38,11 @@ def without_heartbeats() -> Iterator[None]:
         yield
 
 
-def start_in_process_api() -> None:
+def start_in_process_api(server_env: Mapping[str, str] | None = None) -> None:
     """Without ``PREFECT_API_URL``, start Prefect's in-process API server now, its process spawned
-    with SIGINT blocked, so that it inherits the block.
+    with SIGINT blocked, so that it inherits the block, and with ``server_env`` in its environment
+    (server settings, ``deployments.prefect_server.RECOMMENDED_SERVER_ENV``; a variable the user
+    set keeps the user's value).
 
     Ctrl-C in a terminal signals the whole foreground process group. Prefect starts its in-process
     server (a uvicorn subprocess) in ours, so the same Ctrl-C that interrupts the command killed the
@@ -64,10 +66,15 @@ def start_in_process_api() -> None:
     def launch_blocked() -> Any:
         # Blocked only while the process is spawned, so a Ctrl-C during the seconds the server
         # takes to answer still interrupts the command at once (Prefect stops the server at exit).
+        # Prefect's launcher passes os.environ on; these are put there only for the spawn.
+        added = {name: value for name, value in (server_env or {}).items() if name not in os.environ}
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        os.environ.update(added)
         try:
             return launch()
         finally:
+            for name in added:
+                os.environ.pop(name, None)
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     server._run_uvicorn_command = launch_blocked  # type: ignore[method-assign]

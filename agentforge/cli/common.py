@@ -84,10 +84,11 @@ def run_flow(fn: Any, /, **kwargs: Any) -> Any:
     made every in-process run wait up to a second at its end). Prefect is imported here, by the
     commands that run a flow, never by read-only ones."""
     engine()  # migrate (and start the embedded server) before Prefect spins up
+    from deployments.prefect_server import RECOMMENDED_SERVER_ENV
     from flows.inprocess import start_in_process_api, without_heartbeats
 
     with _one_interrupt():
-        start_in_process_api()
+        start_in_process_api(RECOMMENDED_SERVER_ENV)  # the batched recorders, as for a server of one's own
         with without_heartbeats():
             return fn(**kwargs)
 

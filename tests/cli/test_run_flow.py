@@ -85,3 +85,40 @@ def test_the_in_process_apis_shutdown_errors_are_quiet_unless_verbose(mode: str,
     out = subprocess.run([sys.executable, "-c", _SERVER_LOGGER_PROBE, mode], capture_output=True, text=True,
                          env=env, timeout=120, check=True).stdout.split()
     assert out[-1] == shown
+
+
+_SERVER_ENV_PROBE = """
+import json, os, sys
+from prefect.server.api.server import SubprocessASGIServer
+from flows.inprocess import start_in_process_api
+start_in_process_api(json.loads(sys.argv[1]))
+server = SubprocessASGIServer()
+with open(f"/proc/{server.server_process.pid}/environ", "rb") as f:
+    seen = dict(item.split("=", 1) for item in f.read().decode().split("\\0") if "=" in item)
+print(json.dumps({"server": {k: v for k, v in seen.items() if k.startswith("PREFECT_SERVER_SERVICES_")},
+                  "parent": {k: v for k, v in os.environ.items() if k.startswith("PREFECT_SERVER_SERVICES_")}}))
+"""
+
+
+@pytest.mark.slow
+def test_the_in_process_api_server_starts_with_the_recommended_server_settings(tmp_path) -> None:
+    """`agentforge sync` without PREFECT_API_URL reports to a server it starts itself: that server
+    gets the batched recorders too (deployments.prefect_server), except where the user set a value;
+    the command's own environment is left as it was."""
+    import json
+    import subprocess
+    import sys
+
+    from deployments.prefect_server import RECOMMENDED_SERVER_ENV
+
+    user_set = "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and not k.startswith("PREFECT_SERVER_SERVICES_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false", **{user_set: "3"})
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", _SERVER_ENV_PROBE, json.dumps(RECOMMENDED_SERVER_ENV)], env=env,
+                         cwd=root, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert float(seen["server"].pop(user_set)) == 3  # Prefect passes the user's setting on as "3.0"
+    assert seen["server"] == {k: v for k, v in RECOMMENDED_SERVER_ENV.items() if k != user_set}
+    assert seen["parent"] == {user_set: "3"}
