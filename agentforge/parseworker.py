@@ -16,6 +16,7 @@ shared with the parent side.
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import sys
@@ -74,4 +75,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Every answer is flushed as it is written, and the worker holds nothing else: skip the
+    # interpreter's tear-down (freeing every module, pydantic's included: about 30 ms that the
+    # sync waited for when its offload block ended, on a catalog sync's critical path).
+    os._exit(code)

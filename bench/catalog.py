@@ -164,7 +164,8 @@ def cold_sync(url: str, name: str) -> tuple[float, dict[str, Any]]:
 
 
 def forget_repository(name: str) -> None:
-    """Drop the repository (its rows go by ON DELETE CASCADE) and its mirror, so the next run is cold.
+    """Drop the repository (its rows go by ON DELETE CASCADE), its compositions and its mirror, so the
+    next run is cold (before session 9 the compositions stayed, and later runs updated them instead).
 
     Plain SQL: ``remove_repository`` (``repo rm --force``) fails on a repository with component rows
     (the ORM sets ``components.repository_id`` to NULL instead of letting the database cascade).
@@ -176,8 +177,10 @@ def forget_repository(name: str) -> None:
     from agentforge.services.sync import mirror_path
 
     with get_engine().begin() as conn:
-        repo_id = conn.execute(sa.text("DELETE FROM repositories WHERE name = :n RETURNING id"),
-                               {"n": name}).scalar_one()
+        repo_id, url = conn.execute(sa.text("DELETE FROM repositories WHERE name = :n RETURNING id, url"),
+                                    {"n": name}).one()
+        # Its compositions too (as `repo rm` deletes them): each run inserts them anew, cold.
+        conn.execute(sa.text("DELETE FROM compositions WHERE source_repo = :u"), {"u": url})
     shutil.rmtree(mirror_path(get_settings(), repo_id), ignore_errors=True)
 
 
