@@ -401,6 +401,15 @@ def finish_sync_success(
     })
 
 
+def last_reading_operation(*, session: Session, repository_id: uuid.UUID) -> SyncOperation | None:
+    """The repository's latest finished sync operation that did more than find nothing new (a no-op
+    sync reads nothing, so the problems the last real read found are still the repository's)."""
+    return session.scalars(sa.select(SyncOperation).where(
+        SyncOperation.repository_id == repository_id, SyncOperation.operation == SyncOperationType.PULL_UPSTREAM,
+        SyncOperation.status != SyncOperationStatus.IN_PROGRESS,
+        SyncOperation.message.is_distinct_from(NO_OP_MESSAGE)).order_by(SyncOperation.created_at.desc()).limit(1)).first()
+
+
 def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
                         error: str, backoff_seconds: int, interrupted: bool = False) -> None:
     """Record a failure; the checkpoint (synced_refs, last_sync) does not advance.
@@ -441,6 +450,10 @@ def _lock_rows_in_order(session: Session, ids: Sequence[uuid.UUID]) -> None:
                     .order_by(Repository.id).with_for_update())
 
 
+#: The message of a no-op sync's operation (nothing moved upstream, nothing read).
+NO_OP_MESSAGE = "up to date"
+
+
 def record_unchanged(*, session: Session, repository_ids: Sequence[uuid.UUID]) -> None:
     """No-op syncs: three set-based statements for all of them, no component rows touched.
 
@@ -457,7 +470,7 @@ def record_unchanged(*, session: Session, repository_ids: Sequence[uuid.UUID]) -
         last_sync=now, sync_status=RepoSyncStatus.SYNCED, last_error=None, failure_count=0, next_sync_after=None))
     session.execute(sa.insert(SyncOperation), [
         dict(repository_id=i, operation=SyncOperationType.PULL_UPSTREAM, status=SyncOperationStatus.COMPLETED,
-             direction=SyncDirection.UPSTREAM_TO_LOCAL, started_at=now, completed_at=now, message="up to date")
+             direction=SyncDirection.UPSTREAM_TO_LOCAL, started_at=now, completed_at=now, message=NO_OP_MESSAGE)
         for i in ids
     ])
 

@@ -107,6 +107,8 @@ def repo_show(name: str = typer.Argument(...)) -> None:
                                .order_by(RepositoryTag.tag)).all()
         ops = session.scalars(sa.select(SyncOperation).where(SyncOperation.repository_id == repo.id)
                               .order_by(SyncOperation.created_at.desc()).limit(5)).all()
+        # A no-op sync reads nothing: the problems are those of the last sync that read the repository.
+        reading = repos_q.last_reading_operation(session=session, repository_id=repo.id)
         data: dict[str, Any] = {
             "name": repo.name, "url": repo.url, "type": repo.type.value, "status": repo.sync_status.value,
             "default_branch": repo.default_branch, "last_sync": repo.last_sync, "active": repo.is_active,
@@ -121,6 +123,9 @@ def repo_show(name: str = typer.Argument(...)) -> None:
                       "current_commit": t.current_commit} for t in tags],
             "operations": [{"status": o.status.value, "started_at": o.started_at, "message": o.message,
                             "error": o.error_message, "target_commit": o.target_commit} for o in ops],
+            "problems": (reading.error_message or "").splitlines() if reading is not None else [],
+            "problems_from": ({"status": reading.status.value, "started_at": reading.started_at,
+                               "target_commit": reading.target_commit} if reading is not None else None),
         }
     if STATE.json:
         emit(data)
@@ -142,10 +147,13 @@ def repo_show(name: str = typer.Argument(...)) -> None:
         console.print(table(["tag", "commit", "state", "now at"],
                             [(t["tag"], t["commit"][:12], t["state"], (t["current_commit"] or "")[:12]
                               if t["state"] != "OK" else "") for t in data["tags"]], title="release tags"))
-    for op in data["operations"][:1]:
-        if op["error"]:
-            console.print("[bold]Problems in the last sync:[/]")
-            console.print(op["error"], markup=False)
+    if data["problems"]:
+        since = data["problems_from"]
+        later = bool(data["operations"]) and data["operations"][0]["started_at"] != since["started_at"]
+        console.print("[bold]Problems in the last sync that read it[/]" + (
+            f" ({since['started_at']:%Y-%m-%d %H:%M:%S %Z}; the syncs since found nothing new upstream):" if later
+            else ":"))
+        console.print("\n".join(data["problems"]), markup=False)
 
 
 @repo_app.command("rm")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli.helpers import AGENTFORGE, cli
-from tests.sync.conftest import component_yaml, one, q, tools_files
+from tests.sync.conftest import component_yaml, one, q, run_sync, tools_files
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +311,24 @@ def test_a_reference_without_a_name_says_so(env, args: tuple[str, ...], code: st
     res = cli("--json", *args)
     assert res.code == 2 and res.json()["error"]["code"] == code, res.out + res.err
     assert "no component" in res.json()["error"]["message"] and "Traceback" not in res.err
+
+
+def test_repo_show_keeps_the_problems_of_the_last_read_after_no_op_syncs(env, factory, register) -> None:
+    """A no-op sync reads nothing, so it must not hide what the last real read found: `repo show`
+    printed only the latest operation's problems, and after a no-op sync there were none."""
+    files = {**tools_files(["a"]), "tools/b/component.yaml": component_yaml("b", "not-a-version")}
+    register(factory.create("demo", files=files, tag="v1.0.0"))
+    first = run_sync()
+    assert first.results["demo"].status == "synced" and any("tools/b" in p for p in first.results["demo"].problems)
+    for _ in range(2):
+        again = run_sync()
+        assert again.results == {} and len(again.plan.unchanged) == 1  # no-op: no repository work
+    shown = cli("--json", "repo", "show", "demo")
+    assert shown.code == 0, shown.err
+    data = shown.json()
+    assert data["operations"][0]["message"] == "up to date"
+    assert any("tools/b/component.yaml" in p for p in data["problems"]), data["problems"]
+    assert data["problems_from"]["target_commit"] == data["operations"][2]["target_commit"] is not None
+    text = cli("repo", "show", "demo").out
+    assert "Problems in the last sync that read it" in text and "found nothing new upstream" in text
+    assert "tools/b/component.yaml" in text
