@@ -173,6 +173,9 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
         raise NotFound(f"{ref!r}: no component name" + (" before '@'" if at else ""), code="COMPONENT_INVALID",
                        hint="Write COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION], e.g. `agentforge show "
                             "lookup@1.0.0`; `agentforge ls` lists the names.")
+    if repo is not None and not repo.strip():
+        raise NotFound(f"{ref!r}: no repository name before '/'", code="COMPONENT_INVALID",
+                       hint=f"Write REPO/{name} (`agentforge repo ls` lists them), or just {name}.")
     with session_scope(engine()) as session:
         rows = component_versions(session=session, name=name, repository=repo)
     repos = sorted({r.repository for r in rows})

@@ -213,6 +213,9 @@ def _normalise(raw: str, *, allow_insecure: bool) -> str:
         segments = _hosted_path(raw, path)
         return f"git@{host}:" + "/".join(segments) + ".git"
 
+    if lowered.startswith("file:"):
+        raise _fail(raw, "a file URL is written file:///absolute/path (three slashes), or give the plain "
+                         "absolute path")
     scheme = _SCHEME_RE.match(raw)
     if scheme:
         raise _fail(raw, f"scheme {scheme.group(1)!r} is not supported")
@@ -257,7 +260,10 @@ def repository_key(url: str) -> str:
 def default_repository_name(url: str) -> str:
     """A short name for a repository: its last path segment, fitted to the component-name rule."""
     normalised = _ensure_normalised(url)
-    last = normalised.rstrip("/").rsplit("/", 1)[-1]
+    parts = normalised.rstrip("/").rsplit("/", 2)
+    # The git folder of a work tree (`/srv/work/tools/.git`) is named after the work tree, not "git".
+    last = parts[-2] if parts[-1] == ".git" and normalised.startswith("file://") and len(parts) == 3 and parts[-2] \
+        else parts[-1]
     if normalised.startswith("file://"):
         last = unquote(last)  # `my tools.git` → my-tools, not my-20tools
     if normalised.startswith("git@"):

@@ -89,13 +89,19 @@ def parse_root(text: str, *, session: Session, force_kind: str | None = None) ->
     raw = text.strip()
     if not raw:
         raise AgentForgeError("the root is empty", code="ROOT_INVALID", hint="Name a component or composition.")
-    name, _, constraint = raw.partition("@")
+    name, at, constraint = raw.partition("@")
     repository = None
     if "/" in name:
         repository, _, name = name.rpartition("/")
     if not name.strip():
         raise AgentForgeError(f"{raw!r}: no component or composition name", code="ROOT_INVALID",
                               hint="Write NAME, NAME@CONSTRAINT or REPO/NAME@CONSTRAINT, e.g. lookup@^1.")
+    if repository is not None and not repository.strip():
+        raise AgentForgeError(f"{raw!r}: no repository name before '/'", code="ROOT_INVALID",
+                              hint=f"Write REPO/{name} (`agentforge repo ls` lists them), or just {name}.")
+    if at and not constraint.strip():
+        raise AgentForgeError(f"{raw!r}: no version or constraint after '@'", code="ROOT_INVALID",
+                              hint=f"Write {name}@CONSTRAINT (e.g. {name}@^1), or just {name} for the newest release.")
     if force_kind == "composition" or (force_kind is None and not constraint and repository is None and
                                        session.scalar(sa.select(Composition.id).where(Composition.name == name))):
         return RootSpec(kind="composition", name=name)

@@ -313,6 +313,25 @@ def test_a_reference_without_a_name_says_so(env, args: tuple[str, ...], code: st
     assert "no component" in res.json()["error"]["message"] and "Traceback" not in res.err
 
 
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (("show", "/a"), "COMPONENT_INVALID", "no repository name before '/'"),
+    (("lock", "/a"), "ROOT_INVALID", "no repository name before '/'"),
+    (("lock", "a@"), "ROOT_INVALID", "no version or constraint after '@'"),
+    (("deps", "tree", "a@"), "ROOT_INVALID", "no version or constraint after '@'"),
+    (("show", "a@"), "VERSION_INVALID", "no version after '@'"),
+])
+def test_an_empty_repository_or_version_is_refused_alike_by_show_and_lock(env, factory, register, args, code,
+                                                                          says) -> None:
+    """`show /a` used to show a, and `lock a@` to lock the newest a, while `show repo/` and `show a@`
+    were refused: the same reference is judged the same way by every command."""
+    register(factory.create("one", files=tools_files(["a"]), tag="v1.0.0"))
+    register(factory.create("two", files=tools_files(["a"]), tag="v1.0.0"))
+    run_sync()
+    res = cli("--json", *args)
+    assert res.code == 2 and res.json()["error"]["code"] == code, res.out + res.err
+    assert says in res.json()["error"]["message"] and "Traceback" not in res.err
+
+
 def test_repo_show_keeps_the_problems_of_the_last_read_after_no_op_syncs(env, factory, register) -> None:
     """A no-op sync reads nothing, so it must not hide what the last real read found: `repo show`
     printed only the latest operation's problems, and after a no-op sync there were none."""
