@@ -49,6 +49,7 @@ from typing import Any, Literal, TypeVar
 import git
 from git.exc import GitCommandError
 
+from agentforge.core.hashing import unsupported_name
 from agentforge.errors import GitError, GitUnreachable, redact
 
 __all__ = [
@@ -531,6 +532,9 @@ class SymlinksOut:
     #: folder → (symlink, the repository path it leads to; "" when it points at nothing) for
     #: symlinks that stay inside the repository but leave their folder.
     of_folder: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: folder → (file or folder, why) for names a lock's checksum cannot carry (not UTF-8, a
+    #: newline or a backslash: ``core.hashing.unsupported_name``), so `lock` and `install` refuse them.
+    unsupported: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -792,6 +796,7 @@ class RepositoryMirror:
         # and file more than once per commit (path checks, the read, the tree id); objects never change.
         self._resolved: dict[tuple[str, str, bool], PathResolution] = {}
         self._links_below: dict[str, tuple[str, ...]] = {}  # tree id -> symlinks below it (relative paths)
+        self._odd_below: dict[str, tuple[tuple[str, str], ...]] = {}  # tree id -> (name, why) a checksum refuses
         self._found: dict[tuple[str, str, int], list[str]] = {}  # find_files by (commit id, name, depth)
         self._last_walk: tuple[str, list[tuple[str, str, str]]] | None = None  # (tree id, its whole walk)
         #: Heads and tags left out because their names are not UTF-8 (``readable_ref_name``), as
@@ -1581,7 +1586,8 @@ class RepositoryMirror:
     def symlinks_out_of(self, commit: str, folders: Mapping[str, str]) -> SymlinksOut:
         """The symlinks below each folder (``{folder path: its tree id}`` at ``commit``) that
         leave the repository (or loop), and those that stay inside it but leave their folder
-        (``export`` refuses both); folders with none are left out, paths are repository paths.
+        (``export`` refuses both), and the names below it that a lock's checksum cannot carry;
+        folders with none are left out, paths are repository paths.
 
         Every folder's tree is walked together, a level per round trip, and a tree's symlinks
         are listed once per tree id (trees are content-addressed): unchanged folders at later
@@ -1589,12 +1595,18 @@ class RepositoryMirror:
         """
         roots = [t for t in dict.fromkeys(folders.values()) if t not in self._links_below]
         found: dict[str, list[str]] = {root: [] for root in roots}
+        odd: dict[str, list[tuple[str, str]]] = {root: [] for root in roots}
         level = [(root, "", root) for root in roots]
         while level:
             self._load_trees(tid for _r, _p, tid in level)
             below: list[tuple[str, str, str]] = []
             for root, prefix, tid in level:
                 for name, (mode, object_id) in self._trees[tid].items():
+                    if not name.isascii() or "\\" in name or "\n" in name or "\r" in name:
+                        why = unsupported_name(name)
+                        if why:
+                            odd[root].append((prefix + name, why))
+                            continue  # what is below it is refused with it
                     if mode == MODE_SYMLINK:
                         found[root].append(prefix + name)
                     elif mode == MODE_TREE:
@@ -1602,9 +1614,12 @@ class RepositoryMirror:
             level = below
         for root, links in found.items():
             self._links_below[root] = tuple(sorted(links))
+            self._odd_below[root] = tuple(sorted(odd[root]))
         out = SymlinksOut()
         for folder, tree in folders.items():
             base = "" if folder in ("", ".") else folder.rstrip("/") + "/"
+            if self._odd_below[tree]:
+                out.unsupported[folder] = [(base + name, why) for name, why in self._odd_below[tree]]
             for link in self._links_below[tree]:
                 where = self._link_target(commit, base + link)
                 if where is None:

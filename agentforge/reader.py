@@ -22,7 +22,7 @@ from agentforge.core.documents import (
     parse_manifest,
     safe_relpath,
 )
-from agentforge.core.hashing import manifest_hash
+from agentforge.core.hashing import manifest_hash, shown_name, unsupported_name
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document
 from agentforge.errors import AgentForgeError, DocumentError
 from agentforge.parsepool import parse_components
@@ -211,7 +211,12 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
     readable: list[tuple[str | None, str | None, str, str]] = []
     for kind, name, folder in entries:
         file_path = COMPONENT_FILE if folder in ("", ".") else f"{folder}/{COMPONENT_FILE}"
-        what = f"{file_path}{at}" + (f" (component {name!r})" if name else "")
+        what = f"{shown_name(file_path)}{at}" + (f" (component {name!r})" if name else "")
+        odd = unsupported_name(folder)
+        if odd:  # a folder name the database (and a lock's checksum) cannot carry: not UTF-8, say
+            snap.problems.append(f"{what}: the folder cannot be locked or installed ({odd}); component skipped: "
+                                 f"rename it upstream")
+            continue
         problem = _safe_path(mirror, commit, folder, what=what) if folder not in ("", ".") else None
         if problem is None:
             problem = _safe_path(mirror, commit, file_path, what=what)
@@ -279,14 +284,23 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
             leads = f"leads to {target!r}, outside the component's folder" if target else "points at nothing"
             snap.problems.append(f"warning: {folder}{at}: symlink {link!r}{more} {leads}: `install` refuses it "
                                  f"(only symlinks to files inside the folder install)")
-    if escaping:
+    # A file name a lock's checksum cannot carry (not UTF-8, a newline, a backslash) makes the
+    # component impossible to lock or install: reported and skipped here, not first at `lock`.
+    unsupported: dict[str, list[tuple[str, str]]] = out.unsupported if out is not None else {}
+    if escaping or unsupported:
         kept: list[ComponentRecord] = []
         for rec in snap.components:
             out_links = escaping.get(rec.path)
+            odd_names = unsupported.get(rec.path)
             if out_links:
                 more = f" (and {len(out_links) - 1} more)" if len(out_links) > 1 else ""
                 snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): symlink {out_links[0]!r}{more} leaves "
                                      f"the repository (or loops); component skipped")
+            elif odd_names:
+                more = f" (and {len(odd_names) - 1} more)" if len(odd_names) > 1 else ""
+                first, why = odd_names[0]
+                snap.problems.append(f"{rec.path}{at} (component {rec.name!r}): file '{shown_name(first)}'{more} "
+                                     f"cannot be locked or installed ({why}); component skipped: rename it upstream")
             else:
                 kept.append(rec)
         snap.components = kept

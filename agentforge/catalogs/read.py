@@ -40,7 +40,7 @@ from agentforge.catalogs.names import namespaced, normalise_name
 from agentforge.catalogs.versions import catalog_version_from_tag, coerce_version, pseudo_version
 from agentforge.core.documents import API_VERSION, parse_component, parse_composition
 from agentforge.core.frontmatter import Markdown
-from agentforge.core.hashing import manifest_hash
+from agentforge.core.hashing import manifest_hash, shown_name, unsupported_name
 from agentforge.core.yamlio import MAX_DOCUMENT_BYTES, load_document, load_json_document
 from agentforge.errors import AgentForgeError
 from agentforge.parsepool import parse_markdown_many
@@ -163,6 +163,9 @@ class _Listing:
     blob_ids: dict[str, str]  # path -> blob id (for single-file tree hashes)
     aliases: dict[str, str] = field(default_factory=dict)  # symlinked folder -> the folder it points at
     tree_ids: dict[str, str] = field(default_factory=dict)  # real folder ("" = the root) -> tree id
+    #: path -> why, for names a lock's checksum (and the database) cannot carry: not UTF-8, a
+    #: newline, a backslash (``core.hashing.unsupported_name``); left out of the lists above.
+    unsupported: dict[str, str] = field(default_factory=dict)
 
     def real_path(self, path: str) -> str | None:
         """The non-symlink path of a file listed under a symlinked folder, if that path is listed too."""
@@ -188,6 +191,10 @@ class _Listing:
     def has_folder(self, folder: str) -> bool:
         return folder in ("", ".") or bool(self.under(folder))
 
+    def unsupported_under(self, folder: str) -> list[str]:
+        prefix = "" if folder in ("", ".") else folder.rstrip("/") + "/"
+        return sorted(p for p in self.unsupported if p.startswith(prefix) or p == folder)
+
     def escapes_under(self, folder: str) -> list[str]:
         prefix = "" if folder in ("", ".") else folder.rstrip("/") + "/"
         return sorted(p for p in self.escaping if p.startswith(prefix) or p == folder)
@@ -199,9 +206,15 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
     blob_ids: dict[str, str] = {}
     escaping: set[str] = set()
     aliases: dict[str, str] = {}
+    unsupported: dict[str, str] = {}
     root, entries = mirror.list_tree(commit)
     tree_ids: dict[str, str] = {"": root}
     for entry in entries:
+        if not entry.path.isascii() or "\\" in entry.path or "\n" in entry.path or "\r" in entry.path:
+            why = unsupported_name(entry.path)
+            if why:
+                unsupported[entry.path] = why
+                continue
         if entry.kind == "tree":
             tree_ids[entry.path] = entry.sha
             continue
@@ -224,10 +237,14 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
         elif resolution.kind == "tree":
             aliases[entry.path] = str(resolution.resolved or "")
             for sub in mirror.list_files(commit, entry.path):
-                if sub.mode not in (_MODE_SYMLINK, _MODE_SUBMODULE):
+                why = unsupported_name(sub.path)
+                if why:
+                    unsupported[f"{entry.path}/{sub.path}"] = why
+                elif sub.mode not in (_MODE_SYMLINK, _MODE_SUBMODULE):
                     sizes[f"{entry.path}/{sub.path}"] = sub.size
                     blob_ids[f"{entry.path}/{sub.path}"] = sub.sha
-    return _Listing(sizes=sizes, escaping=escaping, blob_ids=blob_ids, aliases=aliases, tree_ids=tree_ids)
+    return _Listing(sizes=sizes, escaping=escaping, blob_ids=blob_ids, aliases=aliases, tree_ids=tree_ids,
+                    unsupported=unsupported)
 
 
 def _detect(listing: _Listing) -> str | None:
@@ -1098,7 +1115,16 @@ class _CatalogReader:
     def records(self) -> tuple[list[ComponentRecord], list[CompositionRecord]]:
         components: list[ComponentRecord] = []
         valid: set[int] = set()
+        claimed: set[str] = set()
         for item in sorted(self.found, key=lambda i: (i.kind, i.name)):
+            odd = self.listing.unsupported_under(item.path) if item.path != item.source_file else []
+            if odd:  # a lock's checksum could not carry the name: refused now, not at `lock`
+                claimed.update(odd)
+                more = f" (and {len(odd) - 1} more)" if len(odd) > 1 else ""
+                self.problem(f"{item.path}{self.at} ({item.catalog_type} {item.name!r}): file "
+                             f"'{shown_name(odd[0])}'{more} cannot be locked or installed "
+                             f"({self.listing.unsupported[odd[0]]}); {item.catalog_type} skipped: rename it upstream")
+                continue
             definition = self.definition(item)
             if self.validate:
                 try:
@@ -1112,6 +1138,11 @@ class _CatalogReader:
                 name=item.name, kind=item.kind, version=str(item.version), path=item.path, definition=definition,
                 schema=tool_schema if isinstance(tool_schema, dict) else None, metadata=definition["metadata"],
                 tree_hash=self.tree_of(item)))
+        left = [p for p in sorted(self.listing.unsupported) if p not in claimed]
+        for path in left:
+            if not any(path.startswith(other + "/") for other in left):  # a folder's files go with it
+                self.problem(f"warning: '{shown_name(path)}'{self.at}: not read "
+                             f"({self.listing.unsupported[path]}): rename it upstream")
         compositions: list[CompositionRecord] = []
         for plugin in self.plugins:
             deps: dict[str, list[dict[str, Any]]] = {}

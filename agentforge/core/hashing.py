@@ -9,12 +9,32 @@ from typing import Any
 from agentforge.core.yamlio import canonical_json
 from agentforge.errors import LockError
 
-__all__ = ["component_checksum", "manifest_hash", "sha256_hex"]
+__all__ = ["component_checksum", "manifest_hash", "sha256_hex", "shown_name", "unsupported_name"]
 
 
 def sha256_hex(data: bytes) -> str:
     """Lower-case hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def unsupported_name(name: str) -> str | None:
+    """Why a file name (or a path) cannot be part of a checksum line; None when it can. A name
+    that is not UTF-8 arrives from git decoded with ``surrogateescape``."""
+    if name.isascii():
+        if "\n" in name or "\r" in name or "\\" in name:
+            return "its name holds a newline or backslash, which the checksum lines cannot carry"
+        return None
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not UTF-8"
+    return None
+
+
+def shown_name(name: str) -> str:
+    """A file name fit to print on one line: bytes that are not UTF-8 as ``\\xNN``, a newline as ``\\n``."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
 def component_checksum(files: Iterable[tuple[str, bytes]]) -> str:
@@ -28,23 +48,20 @@ def component_checksum(files: Iterable[tuple[str, bytes]]) -> str:
     """
     entries: dict[str, bytes] = {}
     for relpath, content in files:
-        if "\n" in relpath or "\r" in relpath or "\\" in relpath or not relpath:
-            raise _unsupported(relpath, "its name is empty or holds a newline or backslash, which the checksum "
-                                        "lines cannot carry")
+        why = "its name is empty" if not relpath else unsupported_name(relpath)
+        if why:
+            raise _unsupported(relpath, why)
         if relpath in entries:
             raise _unsupported(relpath, "it is listed twice")
         entries[relpath] = content
     digest = hashlib.sha256()
     for relpath in sorted(entries):
-        try:
-            digest.update(f"{sha256_hex(entries[relpath])}  {relpath}\n".encode())
-        except UnicodeEncodeError:
-            raise _unsupported(relpath, "its name is not UTF-8") from None
+        digest.update(f"{sha256_hex(entries[relpath])}  {relpath}\n".encode())
     return "sha256:" + digest.hexdigest()
 
 
 def _unsupported(relpath: str, why: str) -> LockError:
-    shown = relpath.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    shown = relpath.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")  # surrogates too
     return LockError(f"file {shown!r} cannot be part of a checksum ({why})", code="CHECKSUM_PATH_UNSUPPORTED",
                      hint="Rename the file in the repository.")
 

@@ -237,3 +237,28 @@ def test_accepting_one_moved_tag_never_releases_another_ones_held_version(lib: L
     assert rows[c2] == ("1.0.0", True), rows
     held = lib.q("SELECT state::text FROM repository_tags WHERE tag = 's@1.2.0'")
     assert held == [("MOVED",)]
+
+
+@pytest.mark.parametrize(("files", "names", "message"), [
+    ({"skills/caf\udce9/SKILL.md": md("name: cafe\ndescription: x\n"), "skills/ok/SKILL.md": md("name: ok\n")},
+     ["ok"], "warning: 'skills/caf\\xe9'@main: not read (its name is not UTF-8)"),
+    ({"skills/ok/SKILL.md": md("name: ok\n"), "skills/ok/caf\udce9.txt": "x", "skills/fine/SKILL.md": md("name: fine\n")},
+     ["fine"], "skills/ok@main (skill 'ok'): file 'skills/ok/caf\\xe9.txt' cannot be locked or installed"),
+    ({".github/agents/caf\udce9.agent.md": md("name: cafe\n"), ".github/agents/ok.agent.md": md("description: y\n")},
+     ["ok"], "warning: '.github/agents/caf\\xe9.agent.md'@main: not read"),
+    ({".github/prompts/back\\slash.prompt.md": md("description: x\n"), ".github/prompts/ok.prompt.md": md("x: y\n")},
+     ["ok"], "warning: '.github/prompts/back\\slash.prompt.md'@main: not read (its name holds a newline or backslash"),
+])
+def test_a_catalog_file_name_the_database_cannot_carry_is_reported_not_fatal(
+        lib: Library, files: dict[str, str | bytes | None], names: list[str], message: str) -> None:  # noqa: F811
+    """Names git allows but a checksum line (or the database, for non-UTF-8) cannot carry used to
+    crash the whole catalog's sync (UnicodeEncodeError hashing the manifest); now that file or
+    component alone is reported and the rest of the repository is kept."""
+    from agentforge.services import sync as svc
+
+    lib.repo("c", files=files, tag=None)
+    plan = svc.plan_sync(None)
+    [result] = [svc.sync_repository(i) for i in plan.to_sync]
+    assert result.status == "synced", result
+    assert [p for p in result.problems if message in p], result.problems
+    assert [n for (n,) in lib.q("SELECT name FROM components ORDER BY name")] == names

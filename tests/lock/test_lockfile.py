@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from agentforge.core.lockfile import has_conflict_markers, parse_lock
-from agentforge.errors import LockError
+from agentforge.errors import AgentForgeError, LockError
 from agentforge.services import lock as lock_svc
 from tests.lock.conftest import Library
 
@@ -289,15 +289,45 @@ def test_edited_version_or_kind_is_a_mismatch(chain: Library, tmp_path: Path, fi
     assert field in info.value.message and value in info.value.message
 
 
-@pytest.mark.parametrize("odd", ["we\nird.txt", "back\\slash.txt", "caf\udce9.txt"])
-def test_a_file_name_the_checksum_cannot_carry_is_a_user_error(lib: Library, tmp_path: Path, odd: str) -> None:
-    """git allows these names; FORMATS §5's checksum lines cannot hold them (or are UTF-8): locking
-    such a component is refused naming the component and the file, not an internal error."""
-    lib.repo("odd", {"okc": "1.0.0"}, files={f"tools/okc/{odd}": "x\n"})
-    lib.sync()
+@pytest.mark.parametrize(("odd", "shown"), [("we\nird.txt", "we\\nird.txt'"), ("back\\slash.txt", "back\\slash.txt'"),
+                                            ("caf\udce9.txt", "caf\\xe9.txt'"), ("d\udcff/x.txt", "d\\xff'")])
+def test_a_file_name_the_checksum_cannot_carry_is_reported_by_sync(lib: Library, tmp_path: Path, odd: str,
+                                                                   shown: str) -> None:
+    """git allows these names; FORMATS §5's checksum lines cannot hold them (or are UTF-8). The sync
+    used to release such a component and `lock` to refuse it later; now the sync reports it, naming
+    the component and the file, and skips it (the other components of the repository are kept), so
+    `lock` says it is not there instead of failing on a release it offered."""
+    from agentforge.services import sync as svc
+
+    lib.repo("odd", {"okc": "1.0.0", "fine": "1.0.0"}, files={f"tools/okc/{odd}": "x\n"})
+    plan = svc.plan_sync(None)
+    [result] = [svc.sync_repository(i) for i in plan.to_sync]
+    assert result.status == "synced"
+    [problem] = [p for p in result.problems if "okc" in p]
+    assert "tools/okc" in problem and shown in problem and "component skipped" in problem, problem
+    assert [n for (n,) in lib.q("SELECT name FROM components ORDER BY name")] == ["fine"]
     path = tmp_path / "forge-lock.yaml"
-    with pytest.raises(LockError) as info:
-        _lock("okc", path)
-    assert info.value.code == "CHECKSUM_PATH_UNSUPPORTED" and info.value.exit_code == 2
-    assert "tools/okc" in info.value.message and "cannot be part of a checksum" in info.value.message
-    assert not path.exists()
+    _lock("fine", path)  # the rest of the repository locks as before
+    with pytest.raises(AgentForgeError) as info:
+        _lock("okc", tmp_path / "other-lock.yaml")
+    assert info.value.exit_code == 2 and "okc" in info.value.message
+
+
+@pytest.mark.parametrize(("folder", "shown"), [("tools/caf\udce9", "tools/caf\\xe9/component.yaml"),
+                                               ("tools/back\\slash", "tools/back\\slash/component.yaml")])
+def test_a_component_folder_name_the_database_cannot_carry_fails_only_that_component(
+        lib: Library, folder: str, shown: str) -> None:
+    """A component folder whose name is not UTF-8 used to crash the whole repository's sync
+    (psycopg refused to encode the path); now that component alone is reported and skipped."""
+    from agentforge.services import sync as svc
+    from tests.lock.conftest import component
+
+    lib.repo("oddf", {"fine": "1.0.0"}, files={f"{folder}/component.yaml": component("weird", "1.0.0", {})})
+    plan = svc.plan_sync(None)
+    [result] = [svc.sync_repository(i) for i in plan.to_sync]
+    assert result.status == "synced", result
+    [problem] = [p for p in result.problems if "component skipped" in p]
+    assert shown in problem and "cannot be locked or installed" in problem, problem
+    assert [n for (n,) in lib.q("SELECT name FROM components ORDER BY name")] == ["fine"]
+    [(message,)] = lib.q("SELECT error_message FROM sync_operations")
+    assert shown in message
