@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -71,7 +75,8 @@ def start_in_process_api(server_env: Mapping[str, str] | None = None) -> None:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         os.environ.update(added)
         try:
-            return launch()
+            with _server_dies_with_us():
+                return launch()
         finally:
             for name in added:
                 os.environ.pop(name, None)
@@ -79,3 +84,52 @@ def start_in_process_api(server_env: Mapping[str, str] | None = None) -> None:
 
     server._run_uvicorn_command = launch_blocked  # type: ignore[method-assign]
     server.start()
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class _PopenDyingWithParent:
+    """``subprocess`` as Prefect's server module sees it while it spawns its server: the same,
+    but ``Popen`` gives the child a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``)."""
+
+    def __init__(self, prctl: Any) -> None:
+        self._prctl = prctl
+        self._parent = os.getpid()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def _in_child(self) -> None:  # between fork and exec, in the child: C calls only
+        self._prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != self._parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        kwargs.setdefault("preexec_fn", self._in_child)
+        return subprocess.Popen(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _server_dies_with_us() -> Iterator[None]:
+    """While Prefect spawns its in-process API server, on Linux and from the main thread: the
+    server gets SIGTERM when this process dies. Prefect stops it at a normal exit (atexit), but a
+    command killed outright (SIGKILL, the OOM killer) left the uvicorn server running for good,
+    an orphan holding ~150 MB and a port. The kernel sends the signal when the *thread* that
+    spawned the child ends, hence the main thread only (it lasts as long as the process);
+    elsewhere, or where Prefect's module no longer spawns through ``subprocess``, nothing changes."""
+    module = sys.modules.get("prefect.server.api.server")
+    if (not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread()
+            or getattr(module, "subprocess", None) is not subprocess):
+        yield
+        return
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here, not in the forked child
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        yield
+        return
+    module.subprocess = _PopenDyingWithParent(prctl)  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        module.subprocess = subprocess  # type: ignore[union-attr]

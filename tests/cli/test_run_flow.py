@@ -122,3 +122,53 @@ def test_the_in_process_api_server_starts_with_the_recommended_server_settings(t
     assert float(seen["server"].pop(user_set)) == 3  # Prefect passes the user's setting on as "3.0"
     assert seen["server"] == {k: v for k, v in RECOMMENDED_SERVER_ENV.items() if k != user_set}
     assert seen["parent"] == {user_set: "3"}
+
+
+_SERVER_PID_PROBE = """
+import sys, time
+from prefect.server.api.server import SubprocessASGIServer
+from flows.inprocess import start_in_process_api
+start_in_process_api({})
+print(SubprocessASGIServer().server_process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_the_in_process_api_server_goes_when_the_command_is_killed(tmp_path) -> None:
+    """A command killed outright (SIGKILL: no atexit) used to leave its in-process API server
+    (uvicorn) running for good; now the kernel sends that server SIGTERM when the command dies."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    command = subprocess.Popen([sys.executable, "-c", _SERVER_PID_PROBE], env=env, cwd=root, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    server_pid = 0
+    try:
+        assert command.stdout is not None
+        server_pid = int(command.stdout.readline())
+        os.kill(server_pid, 0)  # running
+        command.kill()
+        command.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _running(server_pid):
+            time.sleep(0.1)
+        assert not _running(server_pid), "the in-process API server outlived its killed command"
+    finally:
+        command.kill()
+        if server_pid and _running(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie is reaped by init, not by us)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
