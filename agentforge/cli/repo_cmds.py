@@ -270,7 +270,10 @@ def sync(names: list[str] | None = typer.Argument(None, help="Repositories (defa
         if reports is not None:
             _print_follow(reports)
     followed = [r for report in reports or [] for r in report.synced]
-    if any(r.status == "failed" for r in [*results, *followed]):
+    from agentforge.services.sync import BACKING_OFF
+
+    # A repository skipped while it backs off after a failure is still failed (cron and CI must see it).
+    if any(r.status == "failed" or r.error_code == BACKING_OFF for r in [*results, *followed]):
         # SystemExit, not typer.Exit: under standalone_mode=False click *returns* an Exit's code,
         # and main() ignores that return value, so typer.Exit(1) would end with status 0.
         raise SystemExit(1)

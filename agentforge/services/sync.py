@@ -68,7 +68,14 @@ def open_mirror(settings: Settings, repository_id: uuid.UUID, url: str) -> Repos
     from pathlib import Path
 
     return RepositoryMirror(Path(mirror_path(settings, repository_id)), url,
-                            credentials=credentials_for(url, settings), timeout=settings.git_timeout_seconds)
+                            credentials=credentials_for(url, settings), timeout=settings.git_timeout_seconds,
+                            allow_http=registered_insecure(url))
+
+
+def registered_insecure(url: str) -> bool:
+    """A stored ``http://`` URL: `repo add --allow-insecure` registered it (nothing else stores
+    one: the URL check refuses it otherwise), so git may use plain http for it (and only for it)."""
+    return url.startswith("http://")
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -119,6 +126,7 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
               and t.next_sync_after is not None and t.next_sync_after > now):
             plan.skipped[str(t.id)] = (f"backing off after a failed sync until "
                                        f"{t.next_sync_after:%Y-%m-%d %H:%M:%S} UTC (name it to sync now)")
+            plan.failed_codes[str(t.id)] = BACKING_OFF  # still failed: `agentforge sync` exits 1
         else:
             active.append(t)
     # A repository without a mirror is cloned whatever its remote holds, and the clone lists the
@@ -126,13 +134,13 @@ def plan_sync(names: Sequence[str] | None, *, settings: Settings | None = None) 
     has_mirror = {t.id: is_mirror(mirror_path(settings, t.id)) for t in active}
     token_urls: dict[str, GitCredentials | None] = {t.url: credentials_for(t.url, settings)
                                                     for t in active if has_mirror[t.id]}
-    by_creds: dict[GitCredentials | None, list[str]] = defaultdict(list)
+    by_creds: dict[tuple[GitCredentials | None, bool], list[str]] = defaultdict(list)
     for url, creds in token_urls.items():
-        by_creds[creds].append(url)
+        by_creds[(creds, registered_insecure(url))].append(url)
     remote: dict[str, RemoteRefs | GitError] = {}
-    for creds, urls in by_creds.items():
+    for (creds, http), urls in by_creds.items():
         remote.update(ls_remote_many(urls, concurrency=max(8, settings.sync_concurrency), credentials=creds,
-                                     timeout=settings.git_timeout_seconds))
+                                     timeout=settings.git_timeout_seconds, allow_http=http))
     for t in active:
         if not has_mirror[t.id]:
             plan.to_sync.append(str(t.id))
@@ -157,8 +165,14 @@ def plan_results(plan: SyncPlan) -> list[RepoSyncResult]:
     results = [RepoSyncResult(name=plan.names[i], status="unchanged", message="up to date") for i in plan.unchanged]
     results += [RepoSyncResult(name=plan.names[i], status="failed", error=e, error_code=plan.failed_codes.get(i))
                 for i, e in plan.failed.items()]
-    results += [RepoSyncResult(name=plan.names[i], status="skipped", message=why) for i, why in plan.skipped.items()]
+    results += [RepoSyncResult(name=plan.names[i], status="skipped", message=why, error_code=plan.failed_codes.get(i))
+                for i, why in plan.skipped.items()]
     return results
+
+
+#: ``error_code`` of a repository left out of a sync of everything because its last sync failed
+#: and its back-off window is still open: not tried, but still failed.
+BACKING_OFF = "SYNC_BACKING_OFF"
 
 
 def _retrying(step: Callable[[], _T], *, delays: Sequence[float]) -> _T:

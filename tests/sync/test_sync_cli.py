@@ -351,3 +351,43 @@ def test_repo_show_keeps_the_problems_of_the_last_read_after_no_op_syncs(env, fa
     text = cli("repo", "show", "demo").out
     assert "Problems in the last sync that read it" in text and "found nothing new upstream" in text
     assert "tools/b/component.yaml" in text
+
+
+def test_a_repository_added_with_allow_insecure_syncs_over_http(env, factory, register, tmp_path) -> None:
+    """`repo add --allow-insecure http://…` registered the repository, then every sync refused its
+    URL (GIT_URL_REJECTED: the sync's git processes never allowed http). Served here over git's
+    dumb http protocol from 127.0.0.1: the first sync clones, the second takes the ref check."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handle = factory.create("web", files=tools_files(["a"]), tag="v1.0.0")
+    www = tmp_path / "www"
+    served = www / "o" / "web"
+
+    def publish() -> None:
+        subprocess.run(["git", "clone", "-q", "--bare", "--mirror", str(handle.path), str(served)], check=True)
+        subprocess.run(["git", "--git-dir", str(served), "update-server-info"], check=True)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    publish()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/o/web"
+        register(url, name="web", allow_insecure=True)  # its check lists the remote over http
+        run = run_sync(["web"])
+        assert run.results["web"].status == "synced", run.results["web"]
+        handle.commit(files=tools_files(["a"], "1.1.0"), tags=["v1.1.0"])
+        subprocess.run(["rm", "-rf", str(served)], check=True)
+        publish()
+        run = run_sync(["web"])
+        assert not run.plan.failed, run.plan.failed
+        assert run.results["web"].status == "synced", run.results["web"]
+        assert sorted(v for (v,) in q(env, "SELECT version FROM components")) == ["1.0.0", "1.1.0"]
+    finally:
+        server.shutdown()
+        server.server_close()

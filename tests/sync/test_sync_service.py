@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.cli.helpers import cli
 from tests.sync.conftest import component_yaml, manifest_yaml, one, q, run_sync, tools_files
 
 
@@ -251,6 +252,12 @@ def test_failures_are_isolated_kept_and_backed_off(env, factory, register, tmp_p
     # Inside the back-off window a plain sync skips them; naming one syncs it anyway.
     again = run_sync()
     assert {again.plan.names[i] for i in again.plan.skipped} == {"broken", "gone"}
+    # ...and still fails the command (exit 1: cron and CI saw success while these stayed broken),
+    # without trying them (no Prefect flow: nothing to sync).
+    res = cli("--json", "sync")
+    assert res.code == 1, (res.out, res.err)
+    assert {r["name"]: (r["status"], r["error_code"]) for r in res.json()} == {
+        "good": ("unchanged", None), "broken": ("skipped", "SYNC_BACKING_OFF"), "gone": ("skipped", "SYNC_BACKING_OFF")}
     named = run_sync(["broken"])
     assert named.results["broken"].status == "failed"
     assert one(env, "SELECT failure_count FROM repositories WHERE name = 'broken'")[0] == 2
