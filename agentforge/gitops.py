@@ -61,6 +61,7 @@ __all__ = [
     "RemoteRefs",
     "RepositoryMirror",
     "TreeEntry",
+    "branch_name_problem",
     "check_remote_url",
     "create_repository_from_snapshots",
     "ls_remote_many",
@@ -365,6 +366,24 @@ def readable_ref_name(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|^[-/.]|/\.|(?:\.lock|[./])$|\.lock/")
+
+
+def branch_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a branch (git's ``check-ref-format --branch`` rules, checked here so
+    no git process ever sees it: a name starting with ``-`` would read as an option), or None."""
+    if not name or name == "@":
+        return "it is empty" if not name else "'@' is not a branch name"
+    if not readable_ref_name(name):
+        return "it is not UTF-8 text"
+    if name.startswith("-"):
+        return "it starts with '-' (it would read as an option)"
+    if _BAD_BRANCH.search(name):
+        return ("git refuses it as a branch name (no spaces, control characters, '~ ^ : ? * [ \\', '..', "
+                "'//', '@{', no part starting with '.', no '.lock' or '/' or '.' at the end)")
+    return None
 
 
 def _shown_ref(name: str) -> str:

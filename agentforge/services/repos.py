@@ -17,7 +17,7 @@ from agentforge.core.results import RepoSyncResult
 from agentforge.core.urls import default_repository_name, normalise_repository_url
 from agentforge.db import get_engine, session_scope
 from agentforge.errors import AgentForgeError, GitError, redact
-from agentforge.gitops import ls_remote_many, readable_ref_name, remove_mirror
+from agentforge.gitops import branch_name_problem, ls_remote_many, readable_ref_name, remove_mirror
 from agentforge.services.settings import current_user_id
 from agentforge.services.sync import FORCED_PREFIX, credentials_for, mirror_path
 from models import Composition, Repository, RepoType
@@ -80,6 +80,10 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
     if branch is not None and not readable_ref_name(branch):
         raise AgentForgeError(f"--branch {branch.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text",
                               code="GIT_REF_NOT_FOUND", hint="Name a branch whose name is text.")
+    why = branch_name_problem(branch) if branch is not None else None
+    if why:  # with --no-check too: nothing git would refuse (or read as an option) is stored
+        raise AgentForgeError(f"--branch {branch!r} is not a branch name: {why}", code="BRANCH_INVALID",
+                              hint="Name an existing branch of the repository, e.g. --branch main.")
     asked_branch = branch  # only an explicit --branch retargets a registered repository
     if check:
         outcome = ls_remote_many([url], credentials=credentials_for(url, settings),

@@ -391,3 +391,23 @@ def test_a_repository_added_with_allow_insecure_syncs_over_http(env, factory, re
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("branch", ["--upload-pack=/tmp/evil.sh", "-x", "a b", "a..b", "x.lock", ".x", "x/", "a@{b"])
+def test_repo_add_refuses_a_branch_git_would_refuse_even_without_the_check(env, branch: str) -> None:
+    """`repo add --no-check --branch=--upload-pack=…` stored and showed an option-shaped branch."""
+    res = cli("--json", "repo", "add", "--no-check", "/nowhere/repo", f"--branch={branch}")
+    assert res.code == 2 and res.json()["error"]["code"] == "BRANCH_INVALID", (res.out, res.err)
+    assert "Traceback" not in res.err
+    assert one(env, "SELECT count(*) FROM repositories")[0] == 0
+
+
+def test_the_branch_rules_agree_with_git() -> None:
+    from agentforge.gitops import branch_name_problem
+
+    names = ["main", "feature/x", "v1.0", "a b", "a..b", "x.lock", "x.lock/y", "a/.b", ".x", "x/", "x.", "a@{b",
+             "a//b", "ok@x", "fix_1", "日本", "a~1", "a^", "a:b", "a?", "a*", "a[b", "a\\b", "tab\there",
+             "/x", "x/y.z", "release/1.2.3-rc.1"]
+    for name in names:
+        git_ok = subprocess.run(["git", "check-ref-format", "--branch", name], capture_output=True).returncode == 0
+        assert (branch_name_problem(name) is None) == git_ok, name
