@@ -292,7 +292,7 @@ def compute_release_flags(
 
     Repository-wide tags release every component at their commit; ``name@X.Y.Z`` tags only
     that component, and only when its version matches. Without any release tag, the default
-    branch tip is the only release. A version released at several commits belongs to the
+    branch tip is the only release; so it is for a catalog component no tag covers. A version released at several commits belongs to the
     oldest; a later one with different files is a reused version, ignored for resolution.
     Commits with the same commit time are ordered by ``generation`` (``RepositoryMirror.generations``:
     an ancestor comes before its descendants), then by id.
@@ -331,7 +331,16 @@ def compute_release_flags(
                     problems.append(f"tag {tag}: {row.name} at {row.commit_hash[:12]} has metadata.version "
                                     f"{row.version}, not {tv.version}; tag skipped")
         row_tags[row.id] = sorted(tags)
-        is_release_point = bool(tags) if any_release_tag else row.commit_hash == tip
+    # A catalog component that no release tag covers anywhere (the other skills of a repository
+    # whose tags are `skill--vX.Y.Z` for a few) is released as in a repository without tags: at
+    # the tip, under its pseudo-version (Go's rule for an untagged module; issue 6). A native
+    # repository keeps FORMATS §3: once it has any release tag, only tagged commits release.
+    tagged = {(row.type, row.name) for row in rows if row_tags[row.id]}
+    for row in rows:
+        if any_release_tag and (row_tags[row.id] or not is_catalog(row) or (row.type, row.name) in tagged):
+            is_release_point = bool(row_tags[row.id])
+        else:
+            is_release_point = row.commit_hash == tip
         if is_release_point:
             candidates[(row.type, row.name, row.version)].append(row)
     released: set[uuid.UUID] = set()

@@ -126,21 +126,49 @@ def test_a_tagless_plugin_locks_as_a_composition(lib: Library) -> None:  # noqa:
     assert _root_package(lock_svc.resolve_root("helper", compute_checksums=False))[1] == plugin.commits[-1]
 
 
-def test_a_component_with_no_release_at_all_gets_a_hint_that_works(lib: Library) -> None:  # noqa: F811
-    # A tag releases lint only; fmt (no version anywhere, never tagged) has commits but no release.
+def test_a_catalog_component_no_tag_covers_is_released_at_the_tip(lib: Library) -> None:  # noqa: F811
+    """Tags release lint only; fmt (no version anywhere, never tagged) used to have no release at
+    all, so `lock fmt` failed while `ls` and `show` offered its pseudo-version as the latest (the
+    usual layout of a skills repository where a few skills carry tags). Now a catalog component
+    no tag covers is released as in a repository without tags: at the tip, by its pseudo-version."""
     skills = lib.repo("skills", tag=None, files={
         "skills/lint/SKILL.md": md("name: lint\ndescription: Lint\nmetadata:\n  version: 1.0.0\n", "Lint.\n"),
         "skills/fmt/SKILL.md": md("name: fmt\ndescription: Format\n", "Format.\n"),
     })
     skills.tag("lint--v1.0.0")
     lib.sync()
+    version, commit = _root_package(lock_svc.resolve_root("fmt"))
+    assert PSEUDO.match(version) and commit == skills.commits[-1], (version, commit)
+    for constraint in ("latest", "*"):
+        assert _root_package(lock_svc.resolve_root(f"fmt@{constraint}")) == (version, commit)
+    res = cli("--json", "show", "fmt")
+    assert res.code == 0 and res.json()["version"] == version, res.out + res.err
+    assert _root_package(lock_svc.resolve_root("lint"))[0] == "1.0.0"
+    # A new commit moves fmt's tip release along; once a tag covers fmt, only tags release it.
+    skills.commit(files={"skills/fmt/SKILL.md": md("name: fmt\ndescription: Format more\n", "Format.\n")})
+    lib.sync()
+    newer, at = _root_package(lock_svc.resolve_root("fmt"))
+    assert PSEUDO.match(newer) and at == skills.commits[-1] and newer > version
+    skills.commit(files={"skills/fmt/SKILL.md": md("name: fmt\ndescription: F\nmetadata:\n  version: 0.2.0\n",
+                                                    "Format.\n")}, tags=["fmt--v0.2.0"])
+    skills.commit(files={"README.md": "later\n"})
+    lib.sync()
+    assert _root_package(lock_svc.resolve_root("fmt")) == ("0.2.0", skills.commits[-2])
+
+
+def test_a_native_component_with_no_release_at_all_gets_a_hint_that_works(lib: Library) -> None:  # noqa: F811
+    # FORMATS §3 for our own format: once a repository has release tags, only tagged commits release,
+    # so b, added after the last tag, has commits but no release.
+    tools = lib.repo("tools", {"a": "1.0.0"}, tag="v1.0.0")
+    lib.release("tools", {"b": "0.1.0"}, tag=None)
+    lib.sync()
     with pytest.raises(ResolutionError) as info:
-        lock_svc.resolve_root("fmt")
+        lock_svc.resolve_root("b")
     hint = info.value.hint or ""
     assert "relax" not in hint, hint
-    assert "fmt has no release" in hint and "fmt@branch:main" in hint, hint
+    assert "b has no release" in hint and "b@branch:main" in hint, hint
     # The hint's suggestion works.
-    assert _root_package(lock_svc.resolve_root("fmt@branch:main"))[1] == skills.commits[-1]
+    assert _root_package(lock_svc.resolve_root("b@branch:main"))[1] == tools.commits[-1]
 
 
 def test_show_and_ls_name_what_a_bare_name_locks(lib: Library) -> None:  # noqa: F811

@@ -55,7 +55,7 @@ def _lock_and_install(name: str, tmp_path: Path) -> tuple[lock_svc.ResolveOutcom
 def test_marketplace_and_skills_sync_lock_install(lib: Library, tmp_path: Path) -> None:  # noqa: F811
     lib.repo("acme", files=marketplace_files(), tag=None)
     skills = lib.repo("skills", files=skills_files(), tag=None)
-    skills.tag("lint--v1.2.0")  # releases lint only (fmt has no version and no tag)
+    skills.tag("lint--v1.2.0")  # a tag for lint only: fmt (no version, no tag) is released at the tip
     lib.sync()
 
     rows = {(r[0], r[1]): r[2:] for r in lib.q(
@@ -64,7 +64,7 @@ def test_marketplace_and_skills_sync_lock_install(lib: Library, tmp_path: Path) 
     assert rows[("acme", "reviewer")][:3] == ("AGENT", "1.2.0", True)
     assert rows[("acme", "reviewer")][3] == "plugins/review/agents/reviewer.md"
     assert rows[("skills", "lint")][:3] == ("PROMPT", "1.2.0", True)
-    assert rows[("skills", "fmt")][2] is False
+    assert rows[("skills", "fmt")][2] is True and rows[("skills", "fmt")][1].startswith("0.0.0-")
     formats = dict(lib.q("SELECT name, source_format FROM repositories"))
     assert formats == {"acme": "claude-marketplace", "skills": "agent-skills"}
 
