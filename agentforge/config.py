@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     github_api_concurrency: int = Field(default=4, ge=1, le=100,
                                         description="Prefect tag concurrency limit on GitHub-calling tasks")
     sync_failure_backoff_seconds: int = Field(default=60, ge=0, description="Base back-off after a failed sync")
-    git_timeout_seconds: float = Field(default=120.0, gt=0)
+    git_timeout_seconds: float = Field(default=120.0, gt=0,
+                                       description="Longest a git command may take (a clone or fetch above all); "
+                                                   "a command killed at this limit is not retried (GIT_TIMEOUT)")
 
     @field_validator("home", mode="after")
     @classmethod

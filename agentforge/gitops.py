@@ -243,6 +243,15 @@ def _translate(
         # process group). Says nothing about the repository; the caller does not count it as its failure.
         return GitError(f"git {action} was interrupted{where}", code="INTERRUPTED", retryable=False,
                         hint="Run the command again.", details=details)
+    if lowered.startswith("timeout:") and "did not complete in" in lowered:
+        # Our own limit (git_timeout_seconds) killed git: the remote hangs, or the transfer needs
+        # longer than the limit allows. Either way trying again at once only waits as long again
+        # (a sync's retries made one hung remote hold the command for nine minutes); the next
+        # sync tries again, after the failure back-off.
+        return GitError(f"git {action} got no complete answer{where} in time: {detail}", code="GIT_TIMEOUT",
+                        retryable=False, details=details,
+                        hint="The remote did not answer within git_timeout_seconds; for a very large "
+                             "repository raise it (AGENTFORGE_GIT_TIMEOUT_SECONDS=600).")
     for fragment, code in _PERMANENT_PATTERNS:
         if fragment in lowered:
             hint = {

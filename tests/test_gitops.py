@@ -219,6 +219,29 @@ def test_unreachable_remote_is_retryable_and_token_is_redacted(tmp_path: Path) -
     assert token not in repr(GitCredentials(token))
 
 
+def test_a_remote_that_never_answers_times_out_once_not_retryable(tmp_path: Path) -> None:
+    """A server that accepts the connection and says nothing: git is killed at the timeout, and
+    the error is GIT_TIMEOUT, not retryable (the sync's retries made one such remote hold a sync
+    for nine minutes: four attempts of git_timeout_seconds each)."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        port = listener.getsockname()[1]
+        mirror = RepositoryMirror(tmp_path / "m", f"https://127.0.0.1:{port}/o/r.git", timeout=2)
+        started = time.monotonic()
+        with pytest.raises(GitError) as info:
+            mirror.fetch()
+        assert time.monotonic() - started < 60
+        assert info.value.code == "GIT_TIMEOUT" and not info.value.retryable, info.value
+        assert "git_timeout_seconds" in (info.value.hint or "")
+    finally:
+        listener.close()
+
+
 def test_credentials_never_reach_the_mirror_config(crm: RepoHandle, tmp_path: Path) -> None:
     token = "ghp_" + "B" * 36
     mirror = mirror_of(tmp_path, crm, credentials=GitCredentials(token))
