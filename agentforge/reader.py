@@ -271,6 +271,16 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
         snap.components.append(_component_record(doc_kind, doc_name, doc_version, raw,
                                                  "." if folder in ("", ".") else folder, tree))
 
+    kinds_of: dict[str, list[str]] = {}
+    for doc_kind, doc_name in seen:
+        kinds_of.setdefault(doc_name, []).append(doc_kind)
+    for shared, kinds in sorted(kinds_of.items()):
+        if len(kinds) > 1:  # allowed (FORMATS §1), but a lock keys packages by repository and name
+            where = ", ".join(f"{k} at {seen[(k, shared)]}" for k in sorted(kinds))
+            snap.problems.append(f"warning: name {shared!r}{at} is used by {len(kinds)} kinds ({where}): `lock` "
+                                 f"cannot tell them apart (a lock keys packages by repository and name); "
+                                 f"rename one to lock either")
+
     # A symlink inside a component's folder that leaves the repository would make an install
     # follow it outside the tree (install refuses it): that component is reported and skipped here.
     trees = {rec.path: rec.tree_hash for rec in snap.components if rec.tree_hash}

@@ -154,7 +154,9 @@ def _allows(constraint: Any, row: Any, only_pre: bool, *, as_release: bool | Non
                    bool(row.is_release if as_release is None else as_release)), only_prereleases=only_pre))
 
 
-def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION]")) -> None:
+def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPONENT[@VERSION]"),
+         kind: str | None = typer.Option(None, "--type", help="tool, prompt or agent: for a name that "
+                                                              "several kinds share in one repository")) -> None:
     """Show one component version: definition, commit, tree, tags, install state."""
     from agentforge.core.constraints import latest_version, sort_key
     from agentforge.core.yamlio import dump_yaml
@@ -176,12 +178,21 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
     if repo is not None and not repo.strip():
         raise NotFound(f"{ref!r}: no repository name before '/'", code="COMPONENT_INVALID",
                        hint=f"Write REPO/{name} (`agentforge repo ls` lists them), or just {name}.")
+    if kind is not None and kind.lower() not in ("tool", "prompt", "agent"):
+        raise NotFound(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
+                       hint="Use --type tool, --type prompt or --type agent.")
     with session_scope(engine()) as session:
         rows = component_versions(session=session, name=name, repository=repo)
+    if kind is not None:
+        rows = [r for r in rows if r.kind.lower() == kind.lower()]
     repos = sorted({r.repository for r in rows})
     if len(repos) > 1:
         raise NotFound(f"{name!r} exists in several repositories: {', '.join(repos)}",
                        code="AMBIGUOUS_COMPONENT", hint=f"Use REPO/{name}, e.g. {repos[0]}/{name}.")
+    kinds = sorted({r.kind for r in rows})
+    if len(kinds) > 1:  # FORMATS §1: a Tool and a Prompt of one repository may share a name
+        raise NotFound(f"{name!r} in repository {repos[0]} names a {' and a '.join(kinds)}",
+                       code="AMBIGUOUS_COMPONENT", hint=f"Pick one: `agentforge show {ref} --type {kinds[0].lower()}`.")
     # Releases as `lock` reads them: a held-back one (its tag moved, not accepted) is not one.
     releases = [r for r in rows if r.is_release]
     release_versions = _semver_sorted(sorted({r.version for r in releases}))

@@ -320,7 +320,16 @@ class PostgresCandidateIndex:
         if repo is None or not repo.active:
             return []
         self._load_repo(repo)
-        return self._candidates.get(key, [])
+        found = self._candidates.get(key, [])
+        kinds = sorted({c.kind for c in found})
+        if len(kinds) > 1:
+            # FORMATS §1 lets a Tool and a Prompt share a name; §5 keys a lock's packages by
+            # repository and name only, so such a pair cannot be told apart in a lock.
+            raise ResolutionError(
+                f"{_name!r} in repository {repo.name} names a {' and a '.join(kinds)}: a lock file keys its "
+                f"packages by repository and name (FORMATS §5), so neither can be locked",
+                code="AMBIGUOUS_COMPONENT", hint=f"Rename one of them upstream, then `agentforge sync {repo.name}`.")
+        return found
 
     def pending(self, key: str) -> list[str]:
         """Releases of ``key`` that ``repo accept-tag`` accepted after its repository's last sync:

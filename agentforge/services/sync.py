@@ -292,8 +292,9 @@ def compute_release_flags(
 
     Repository-wide tags release every component at their commit; ``name@X.Y.Z`` tags only
     that component, and only when its version matches. Without any release tag, the default
-    branch tip is the only release; so it is for a catalog component no tag covers. A version released at several commits belongs to the
-    oldest; a later one with different files is a reused version, ignored for resolution.
+    branch tip is the only release; so it is for a catalog component no tag covers. A version
+    released at several commits belongs to the oldest; a later one with different files is a
+    reused version, ignored for resolution.
     Commits with the same commit time are ordered by ``generation`` (``RepositoryMirror.generations``:
     an ancestor comes before its descendants), then by id.
     """

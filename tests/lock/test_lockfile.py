@@ -331,3 +331,33 @@ def test_a_component_folder_name_the_database_cannot_carry_fails_only_that_compo
     assert [n for (n,) in lib.q("SELECT name FROM components ORDER BY name")] == ["fine"]
     [(message,)] = lib.q("SELECT error_message FROM sync_operations")
     assert shown in message
+
+
+def test_a_name_two_kinds_share_is_reported_and_refused_by_lock_not_mislocked(lib: Library) -> None:
+    """FORMATS §1 lets a Tool and a Prompt of one repository share a name, but a lock keys packages
+    by repository and name. `lock x` used to fail with LOCK_MISMATCH ("someone edited the lock")
+    on a lock it had just made (the two rows overwrote each other); `show x` silently took one."""
+    from agentforge.errors import ResolutionError
+    from agentforge.services import sync as svc
+    from tests.cli.helpers import cli
+    from tests.lock.conftest import component
+
+    lib.repo("scan", files={"a/x/component.yaml": component("x", "1.0.0"),
+                            "c/y/component.yaml": component("x", "1.0.0", kind="Prompt"),
+                            "b/ok/component.yaml": component("ok", "1.0.0")})
+    plan = svc.plan_sync(None)
+    [result] = [svc.sync_repository(i) for i in plan.to_sync]
+    [warning] = [p for p in result.problems if "kinds" in p]
+    assert "'x'" in warning and "Prompt at c/y/component.yaml" in warning and "Tool at a/x/component.yaml" in warning
+    for root in ("x", "scan/x", "x@1.0.0"):
+        with pytest.raises(ResolutionError) as info:
+            lock_svc.resolve_root(root)
+        assert info.value.code == "AMBIGUOUS_COMPONENT" and info.value.exit_code == 2
+        assert "Prompt and a Tool" in info.value.message
+    assert lock_svc.resolve_root("ok").lock.packages  # the rest locks
+    res = cli("--json", "show", "scan/x")
+    assert res.code == 2 and res.json()["error"]["code"] == "AMBIGUOUS_COMPONENT", res.out
+    res = cli("--json", "show", "scan/x", "--type", "prompt")
+    assert res.code == 0 and res.json()["type"] == "Prompt", res.out + res.err
+    res = cli("--json", "show", "x", "--type", "tool")
+    assert res.code == 0 and res.json()["type"] == "Tool", res.out + res.err
