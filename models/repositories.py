@@ -138,11 +138,12 @@ def retarget_repository(*, session: Session, repository_id: uuid.UUID, default_b
     ref moved (``plan_sync`` calls a repository unchanged when its refs equal the checkpoint).
 
     ``default_branch``: the branch asked for (None: keep). ``source_format``: the forced format
-    as stored (``forced:<format>``; None: keep). Component rows read with another format than the
-    new one are stale: every row of the repository is then deleted (the next sync reads each
-    commit again, with the new format), which is refused (Conflict) while components of it are
-    installed. Rows all read with the new format already (it was the detected one) are kept.
-    Callers hold the repository's sync lock, so no sync writes rows of the old format meanwhile.
+    as stored (``forced:<format>``; None: keep; "": no forced format any more, detect).
+    Component rows read with another format than the new one are stale: every row of the
+    repository is then deleted (the next sync reads each commit again, with the new format),
+    which is refused (Conflict) while components of it are installed. Rows all read with the new
+    format already (it was the detected one) are kept. Callers hold the repository's sync lock,
+    so no sync writes rows of the old format meanwhile.
     """
     repo = session.scalar(sa.select(Repository).where(Repository.id == repository_id).with_for_update())
     if repo is None:
@@ -153,26 +154,31 @@ def retarget_repository(*, session: Session, repository_id: uuid.UUID, default_b
         repo.default_branch = default_branch
     new_format = None
     deleted = 0
+    if source_format == "" and not (repo.source_format or "").startswith("forced:"):
+        source_format = None  # nothing forced: detection is already the rule
     if source_format is not None and source_format != repo.source_format:
-        new_format = (repo.source_format, source_format)
+        new_format = (repo.source_format, source_format or None)
         # A row's reader: its catalog adapter's format, or the native one (forge, also when scanned).
         reader = sa.func.coalesce(Component.metadata_["catalog_format"].astext, "forge")
+        # Back to detection: which format the next sync detects is not known yet, so every row is stale.
         stale = session.scalar(sa.select(sa.exists().where(
-            Component.repository_id == repository_id, reader != source_format.removeprefix("forced:"))))
+            Component.repository_id == repository_id,
+            reader != source_format.removeprefix("forced:") if source_format else sa.true())))
         if stale:
             installed = sorted(set(session.scalars(sa.select(Component.name).where(
                 Component.repository_id == repository_id, Component.is_installed.is_(True)))))
             if installed:
                 raise Conflict(
                     f"repository {repo.name!r} has installed components, read with another format than "
-                    f"{source_format.removeprefix('forced:')}: {', '.join(installed)}",
+                    f"{source_format.removeprefix('forced:') or 'the one the next sync detects'}: "
+                    f"{', '.join(installed)}",
                     code="REPOSITORY_IN_USE",
                     hint=f"A new --format makes their rows stale, so it is refused while they are installed: "
                          f"`agentforge repo rm --force {repo.name}` (the installed folders stay on disk), then "
                          f"add it again with the new --format.")
             result = session.execute(sa.delete(Component).where(Component.repository_id == repository_id))
             deleted = int(getattr(result, "rowcount", 0) or 0)
-        repo.source_format = source_format
+        repo.source_format = source_format or None
     if branch is not None or new_format is not None:
         repo.synced_refs = None
     session.flush()

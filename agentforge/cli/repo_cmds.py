@@ -28,19 +28,20 @@ def repo_add(
     allow_insecure: bool = typer.Option(False, "--allow-insecure", help="Allow plain http:// URLs"),
     no_check: bool = typer.Option(False, "--no-check", help="Do not contact the remote now"),
     format: str | None = typer.Option(None, "--format", help="Force a catalog format: forge | claude-marketplace "
-                                      "| claude-plugin | agent-skills | copilot | mcp-server (default: detect)"),
+                                      "| claude-plugin | agent-skills | copilot | mcp-server; auto: detect again "
+                                      "after a forced one (default: detect)"),
     untrusted: bool = typer.Option(False, "--untrusted", help="Do not trust it: locks need signed releases "
                                    "(or allow_unsigned_components)"),
 ) -> None:
     """Register a repository (idempotent for the same name and URL)."""
     from agentforge.catalogs import FORMATS
-    from agentforge.services.repos import add_repository
+    from agentforge.services.repos import AUTO_FORMAT, add_repository
 
-    if format is not None and format not in FORMATS:  # before the database is even opened
+    if format is not None and format not in FORMATS and format != AUTO_FORMAT:  # before the database is opened
         from agentforge.errors import AgentForgeError
 
         raise AgentForgeError(f"--format {format!r} is not a known catalog format", code="FORMAT_UNKNOWN",
-                              hint=f"Use one of: {', '.join(FORMATS)} (or leave it out to detect).")
+                              hint=f"Use one of: {', '.join(FORMATS)}, or {AUTO_FORMAT} to detect it.")
     engine()
     added = add_repository(url, name=name, type=type, branch=branch, allow_insecure=allow_insecure,
                            check=not no_check, format=format, untrusted=untrusted)
@@ -50,7 +51,8 @@ def repo_add(
                                  f"reads it{note}\nNext: agentforge sync {added.name}")
         return
     verb = "Registered" if added.created else "Already registered:"
-    extra = (f" (format {format}, forced)" if format else "") + ("" if added.trusted else " (untrusted)")
+    forced = format if format and format != AUTO_FORMAT else None
+    extra = (f" (format {forced}, forced)" if forced else "") + ("" if added.trusted else " (untrusted)")
     emit(added.model_dump(), f"{verb} {added.name} → {added.url}{extra}\nNext: agentforge sync {added.name}")
 
 

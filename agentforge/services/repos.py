@@ -48,6 +48,11 @@ class RepoAdded(BaseModel):
     deleted_rows: int = 0  # component rows read with the old format, deleted by a new --format
 
 
+#: `repo add --format auto`: no forced format (the next sync detects it), also on a repository
+#: registered with a forced one.
+AUTO_FORMAT = "auto"
+
+
 def add_repository(raw_url: str, *, name: str | None = None, type: str | None = None, branch: str | None = None,
                    allow_insecure: bool = False, check: bool = True, format: str | None = None,
                    untrusted: bool = False, settings: Settings | None = None) -> RepoAdded:
@@ -56,9 +61,9 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
     trusted list (a registered repository is trusted by default), so locks need signed releases
     or ``allow_unsigned_components``."""
     settings = settings or get_settings()
-    if format is not None and format not in FORMATS:
+    if format is not None and format not in FORMATS and format != AUTO_FORMAT:
         raise AgentForgeError(f"--format {format!r} is not a known catalog format", code="FORMAT_UNKNOWN",
-                              hint=f"Use one of: {', '.join(FORMATS)} (or leave it out to detect).")
+                              hint=f"Use one of: {', '.join(FORMATS)}, or {AUTO_FORMAT} to detect it.")
     if not raw_url.startswith(("/", "file:", "http", "git@")) and os.path.isdir(raw_url):
         # `owner/repo` is GitHub shorthand; a relative folder of the same shape is almost surely meant.
         raise AgentForgeError(f"{raw_url!r} reads as the GitHub repository github.com/{raw_url}, but it is also a "
@@ -98,18 +103,21 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
                                                                       for r in outcome.refs
                                                                       if r.startswith("refs/heads/")))[:300])
         branch = branch or outcome.default_branch
-    forced = FORCED_PREFIX + format if format else None
+    # `--format auto` stores no format (detect at the next sync); on a repository with a forced one
+    # it is a change (the empty string tells retarget_repository to drop it).
+    forced = (FORCED_PREFIX + format if format != AUTO_FORMAT else "") if format else None
     engine = get_engine(settings)
     with session_scope(engine) as session:
         repo, created = repos_q.add_repository(session=session, name=repo_name, url=url, type=repo_type,
-                                               default_branch=branch, source_format=forced)
+                                               default_branch=branch, source_format=forced or None)
         if untrusted:
             settings_q.set_trusted(session=session, user_id=current_user_id(), url=repo.url, trusted=False)
         added = RepoAdded(name=repo.name, url=repo.url, type=repo.type.value, created=created, format=format,
                           trusted=not untrusted, branch=repo.default_branch)
         repo_id = repo.id
         retarget = not created and ((asked_branch is not None and asked_branch != repo.default_branch)
-                                    or (forced is not None and forced != repo.source_format))
+                                    or (forced is not None and forced != (repo.source_format or "")
+                                        and (forced or (repo.source_format or "").startswith(FORCED_PREFIX))))
     if not retarget:
         return added
     # Re-added with another --branch or --format. Under the sync lock: a sync running now must not
@@ -124,7 +132,8 @@ def add_repository(raw_url: str, *, name: str | None = None, type: str | None = 
         old = done.source_format[0]
         was = "not synced yet" if old is None else (old.removeprefix(FORCED_PREFIX) + (
             " (forced)" if old.startswith(FORCED_PREFIX) else " (detected)"))
-        added.changes.append(f"format {was} → {format} (forced)" + (
+        now = "detected at the next sync" if format == AUTO_FORMAT else f"{format} (forced)"
+        added.changes.append(f"format {was} → {now}" + (
             f"; {done.deleted_rows} component rows read with the old format deleted" if done.deleted_rows else ""))
     added.deleted_rows = done.deleted_rows
     return added

@@ -225,6 +225,30 @@ def test_forcing_the_detected_format_keeps_the_rows(lib: Library) -> None:  # no
     assert lib.q("SELECT source_format FROM repositories") == [("forced:agent-skills",)]
 
 
+def test_format_auto_undoes_a_forced_format(lib: Library) -> None:  # noqa: F811
+    """A forced --format could not be undone (`repo add` without it said "Already registered" and
+    kept it; `--format auto` was refused while the hint said to leave the flag out)."""
+    files = {**marketplace("both", ["alpha"]),
+             "skills/lint/SKILL.md": md("name: lint\ndescription: Lint things\n", "Lint.\n")}
+    handle = lib.repo("both", files=files, tag=None)
+    assert cli("repo", "add", handle.url, "--format", "agent-skills").code == 0
+    lib.sync()
+    assert {r[0] for r in lib.q("SELECT name FROM components")} == {"lint"}
+    res = cli("--json", "repo", "add", handle.url, "--format", "auto")
+    assert res.code == 0, res.out + res.err
+    assert res.json()["changes"] == ["format agent-skills (forced) → detected at the next sync; "
+                                     "1 component rows read with the old format deleted"]
+    assert lib.q("SELECT source_format FROM repositories") == [(None,)]
+    assert sync_results(["both"])["both"].status == "synced"  # type: ignore[attr-defined]
+    assert {r[0] for r in lib.q("SELECT name FROM components")} == {"alpha-run"}
+    assert lib.q("SELECT source_format FROM repositories") == [("claude-marketplace",)]
+    # On a repository with no forced format, auto changes nothing.
+    res = cli("--json", "repo", "add", handle.url, "--format", "auto")
+    assert res.code == 0 and res.json()["changes"] == [] and not res.json()["created"], res.out + res.err
+    assert lib.q("SELECT source_format FROM repositories") == [("claude-marketplace",)]
+    assert lib.q("SELECT count(*) FROM components") == [(1,)]
+
+
 def test_a_plugin_removed_upstream_takes_its_composition_with_it(lib: Library) -> None:  # noqa: F811
     """Compositions are what the tip lists: one whose plugin left the marketplace is removed by the
     next sync; one with instances is kept, and the sync says why."""
