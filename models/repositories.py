@@ -123,7 +123,7 @@ class Retarget:
     """What ``retarget_repository`` changed: (old, new) pairs, None when unchanged."""
 
     branch: tuple[str, str] | None = None
-    source_format: tuple[str | None, str] | None = None
+    source_format: tuple[str | None, str | None] | None = None  # new None: detect again
     deleted_rows: int = 0
 
     @property
