@@ -202,8 +202,8 @@ def test_repo_add_allows_http_only_when_asked(env) -> None:
 
 
 def test_ls_and_show_never_import_prefect(env) -> None:
-    code = ("import sys, runpy; sys.argv = ['agentforge', '--json', 'ls'];\n"
-            "try:\n    runpy.run_module('agentforge.cli.main', run_name='__main__')\n"
+    code = ("import sys; sys.argv = ['agentforge', '--json', 'ls'];\n"
+            "try:\n    from agentforge.cli.main import run; run()  # run, not entry: entry ends the process\n"
             "except SystemExit: pass\n"
             "print('PREFECT' if any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules) else 'CLEAN',"
             " file=sys.stderr)")

@@ -13,8 +13,8 @@ def test_cli_noop_sync_imports_no_prefect_and_records_up_to_date(env, factory, r
     register(factory.create("r0", files=tools_files(["a"]), tag="v1.0.0"))
     register(factory.create("r1", files=tools_files(["b"]), tag="v1.0.0"))
     run_sync()  # cold, through the services
-    code = ("import sys, runpy; sys.argv = ['agentforge', '--json', 'sync'];\n"
-            "try:\n    runpy.run_module('agentforge.cli.main', run_name='__main__')\n"
+    code = ("import sys; sys.argv = ['agentforge', '--json', 'sync'];\n"
+            "try:\n    from agentforge.cli.main import run; run()  # run, not entry: entry ends the process\n"
             "except SystemExit as exc:\n    print('EXIT', exc.code, file=sys.stderr)\n"
             "print('PREFECT' if any(m == 'prefect' or m.startswith('prefect.') for m in sys.modules) else 'CLEAN',"
             " file=sys.stderr)")
