@@ -137,7 +137,7 @@ def _exit_now(code: object) -> None:
 
     shutdown = getattr(threading, "_shutdown", None)
     if shutdown is None or threading.current_thread() is not threading.main_thread():
-        sys.exit(code)  # pragma: no cover - another Python: the usual exit
+        sys.exit(code)  # type: ignore[arg-type]  # pragma: no cover - another Python: the usual exit
     if code is None:
         status = 0
     elif isinstance(code, int):
