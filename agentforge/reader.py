@@ -206,6 +206,10 @@ def read_snapshot(mirror: MirrorReader, commit: str, *, label: str, read_compone
             snap.fatal = f"scanning for {COMPONENT_FILE}{at}: {exc.message}"
             return snap
         entries = [(None, None, posixpath.dirname(p) or ".") for p in sorted(found)]
+        if not entries:  # an empty sync must say why (a catalog read with `--format forge`, say)
+            snap.problems.append(f"warning: {at.lstrip('@')}: no {MANIFEST_FILE} and no {COMPONENT_FILE} within six "
+                                 f"folders: nothing to read (a catalog layout is read with `repo add URL --format "
+                                 f"auto`, see FORMATS §6)")
 
     # Validate paths first, then read every component.yaml in one batch.
     readable: list[tuple[str | None, str | None, str, str]] = []

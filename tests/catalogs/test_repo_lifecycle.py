@@ -265,3 +265,15 @@ def test_a_plugin_removed_upstream_takes_its_composition_with_it(lib: Library) -
     problems = result.problems  # type: ignore[attr-defined]
     assert any("composition beta is no longer at the tip" in p and "removed" in p for p in problems), problems
     assert any("composition gamma is no longer at the tip" in p and "gamma/prod (STOPPED)" in p for p in problems)
+
+
+def test_a_repository_with_nothing_to_read_says_so(lib: Library) -> None:  # noqa: F811
+    """`repo add --format forge` on a catalog (or a repository with nothing we know) synced 0 rows
+    and said nothing about why."""
+    handle = lib.repo("cat", files={"skills/lint/SKILL.md": md("name: lint\ndescription: Lint\n", "Lint.\n")},
+                      tag=None)
+    assert cli("repo", "add", handle.url, "--format", "forge").code == 0
+    result = sync_results(["cat"])["cat"]
+    assert result.status == "synced" and lib.q("SELECT count(*) FROM components") == [(0,)]  # type: ignore[attr-defined]
+    [warning] = result.problems  # type: ignore[attr-defined]
+    assert "no forge-manifest.yaml and no component.yaml" in warning and "--format auto" in warning, warning
