@@ -830,6 +830,10 @@ class RepositoryMirror:
         #: Heads and tags left out because their names are not UTF-8 (``readable_ref_name``), as
         #: ``repr``-style text; the sync reports them.
         self.unreadable_refs: set[str] = set()
+        #: Heads and tags that point at no commit (a tag of a tree or a blob): left out of the refs
+        #: as no release, kept here (name → the object id ``ls-remote`` shows for it) so a sync
+        #: can report them and count them in its checkpoint (else every ref check saw them as new).
+        self.non_commit_refs: dict[str, str] = {}
         self._lock_depth = 0  # nesting of _write_lock on this object (its methods call each other)
         self._lock_fd: int | None = None
         self._ensured = False  # ensure() ran on this object: the mirror exists with our URL
@@ -1110,6 +1114,7 @@ class RepositoryMirror:
         refs: dict[str, tuple[str, str]] = {}
         pins: list[str] = []
         origin_head: str | None = None
+        self.non_commit_refs = {}
         for line in out.splitlines():
             parts = line.split(" ")
             if len(parts) < 6:
@@ -1131,6 +1136,8 @@ class RepositoryMirror:
                 header = self._header(f"{raw}^{{commit}}")
                 commit = header[0] if header is not None else None
             if commit is None:
+                if not name.startswith(PIN_NAMESPACE):
+                    self.non_commit_refs[name] = peeled if kind == "tag" and peeled else raw
                 continue
             if name.startswith(PIN_NAMESPACE):
                 pins.append(name.removeprefix(PIN_NAMESPACE))
@@ -1157,6 +1164,8 @@ class RepositoryMirror:
         kinds = {h[0]: h[1] for h in headers if h is not None}
         refs = {name: (raw, target) for (name, raw, _peeled), target in zip(entries, targets, strict=True)
                 if kinds.get(target) == "commit"}
+        self.non_commit_refs = {name: target for (name, _raw, _peeled), target in zip(entries, targets, strict=True)
+                                if kinds.get(target) not in (None, "commit")}
         return refs, [], None
 
     def _packed_refs_of_clone(self) -> list[tuple[str, str, str | None]] | None:

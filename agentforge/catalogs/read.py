@@ -609,7 +609,13 @@ class _CatalogReader:
                 self.problem(f"{where}: plugin {entry['name']!r} has no 'source'; skipped")
                 continue
             new_name = self.renamed_to(entry["name"])
-            key = normalise_name(new_name) or new_name
+            key = normalise_name(new_name)
+            if not key:
+                # Read on, an empty name fell back to the plugin.json's, which a second entry could
+                # share: two compositions of one name failed the repository's whole sync.
+                self.problem(f"{where}: plugin name {entry['name']!r} is not usable (it needs a letter or digit); "
+                             "skipped")
+                continue
             if key in listed:
                 first, first_name = listed[key]
                 as_written = "" if first_name == entry["name"] else f" (as {first_name!r} and {entry['name']!r})"
@@ -1144,7 +1150,13 @@ class _CatalogReader:
                 self.problem(f"warning: '{shown_name(path)}'{self.at}: not read "
                              f"({self.listing.unsupported[path]}): rename it upstream")
         compositions: list[CompositionRecord] = []
+        names: dict[str, _Plugin] = {}
         for plugin in self.plugins:
+            other = names.setdefault(plugin.name, plugin)
+            if other is not plugin:  # one composition per name (the database holds one): the first one
+                self.problem(f"{plugin.manifest_file or plugin.folder or '.'}{self.at}: plugin {plugin.name!r} is "
+                             f"already read from {other.manifest_file or other.folder or '.'}; skipped")
+                continue
             deps: dict[str, list[dict[str, Any]]] = {}
             for item in sorted(plugin.found, key=lambda i: (i.kind, i.name)):
                 if id(item) in valid:

@@ -476,6 +476,13 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
                             f"default branch {branch} from now on (`agentforge repo add --branch` to pick another)")
         for ref in sorted(mirror.unreadable_refs):
             problems.append(f"{ref} ignored: its name is not UTF-8 text (rename it upstream to use it)")
+        # Tags of a tree or a blob release nothing; reported when first seen (or moved), and kept in
+        # the checkpoint so the next ref check does not take them for news.
+        non_commit = _release_relevant(mirror.non_commit_refs)
+        for ref, object_id in sorted(non_commit.items()):
+            if (target.synced_refs or {}).get(ref) != object_id:
+                problems.append(f"warning: {ref.removeprefix('refs/tags/').removeprefix('refs/heads/')} points at "
+                                f"{object_id[:12]}, which is no commit (a tag of a tree or a file): ignored")
         for ref in fetch.forced:
             if ref.startswith("refs/heads/"):
                 upd = fetch.updated[ref]
@@ -555,7 +562,8 @@ def _sync_locked(target: RepoSyncTarget, op_id: uuid.UUID, settings: Settings, e
         message = (f"{inserted} new component rows from {len(snapshots)} new commits read, {releases} releases, "
                    f"{len(tags)} tags, tip {tip[:12]} on {branch}")
         repos_q.finish_sync_success(
-            session=session, repository_id=target.id, operation_id=op_id, refs=_release_relevant(refs),
+            session=session, repository_id=target.id, operation_id=op_id,
+            refs={**_release_relevant(refs), **non_commit},
             head=branch, default_branch=branch, manifest=tip_snapshot.manifest,
             manifest_hash=tip_snapshot.manifest_hash, target_commit=tip, message=message,
             problems=problems, source_format=_source_format(fmt, tip_snapshot),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import semver
 
 from agentforge.catalogs import (
@@ -272,6 +273,24 @@ def test_plugin_listed_twice(factory, open_mirror):
         "(entries plugins[1] and plugins[3]); the later one is skipped",
         "Agent name 'rev' is used by 2 components; namespaced as p1--rev (p1/agents/rev.md), "
         "p2--rev (p2/agents/rev.md)"]
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "--"])
+def test_a_marketplace_entry_with_an_unusable_name_is_skipped(factory, open_mirror, bad):
+    """`"name": ""` fell back to the plugin.json's name, which another entry had: two compositions
+    named zed reached one INSERT and the repository's whole sync failed with a raw SQL error
+    (CardinalityViolation); "  " was blamed on the plugin.json."""
+    repo = factory.create("unnamed", files={
+        ".claude-plugin/marketplace.json": js({"name": "m", "plugins": [
+            {"name": "zed", "source": "./plugins/zed"}, {"name": bad, "source": "./plugins/zed"}]}),
+        "plugins/zed/.claude-plugin/plugin.json": js({"name": "zed", "version": "1.2.0"}),
+        "plugins/zed/commands/go.md": md("description: c\n"),
+    })
+    snap = read_catalog_snapshot(open_mirror(repo), repo.commits[-1], label="main", validate=True)
+    assert not snap.fatal
+    assert [c.name for c in snap.compositions] == ["zed"] and [c.name for c in snap.components] == ["go"]
+    assert snap.problems == [f".claude-plugin/marketplace.json@main: plugins[1]: plugin name {bad!r} is not usable "
+                             "(it needs a letter or digit); skipped"]
 
 
 def test_nested_skills_in_a_plugin_are_warned_of(factory, open_mirror):

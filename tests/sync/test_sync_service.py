@@ -350,3 +350,26 @@ def test_a_sync_closes_an_operation_a_dead_run_left_open(env, factory, register)
     assert q(env, "SELECT count(*) FROM sync_operations WHERE status = 'IN_PROGRESS'") == [(0,)]
     assert one(env, "SELECT count(*) FROM sync_operations WHERE status = 'FAILED' "
                     "AND error_message LIKE 'interrupted:%'")[0] == 1
+
+
+def test_tags_of_a_tree_or_a_file_are_reported_once_and_do_not_make_every_sync_read_again(env, factory,
+                                                                                           register) -> None:
+    """A tag pointing at a tree or a blob releases nothing; the mirror left it out of the recorded
+    refs while the ref check still listed it, so every later sync took it for news and read the
+    repository again (a Prefect flow each time), without ever saying why."""
+    handle = factory.create("tt", files=tools_files(["a"]), tag="v1.0.0")
+    handle.git("tag", "v3.0.0", handle.git("rev-parse", "HEAD^{tree}").strip())
+    handle.git("tag", "-a", "-m", "x", "v4.0.0", handle.git("rev-parse", "HEAD:tools/a/component.yaml").strip())
+    handle.git("push", "-q", "origin", "--tags")
+    register(handle)
+    first = run_sync().results["tt"]
+    assert first.status == "synced"
+    warned = sorted(p for p in first.problems if "no commit" in p)
+    assert len(warned) == 2 and "v3.0.0" in warned[0] and "v4.0.0" in warned[1], first.problems
+    again = run_sync()
+    assert [again.plan.names[i] for i in again.plan.unchanged] == ["tt"] and not again.results
+    # A new release still gets through, and the known odd tags are not reported again.
+    handle.commit(files=tools_files(["a"], "1.1.0"), tags=["v1.1.0"])
+    third = run_sync().results["tt"]
+    assert third.status == "synced" and not [p for p in third.problems if "no commit" in p], third.problems
+    assert sorted(v for (v,) in q(env, "SELECT version FROM components")) == ["1.0.0", "1.1.0"]
