@@ -416,6 +416,24 @@ def last_reading_operation(*, session: Session, repository_id: uuid.UUID) -> Syn
         SyncOperation.message.is_distinct_from(NO_OP_MESSAGE)).order_by(SyncOperation.created_at.desc()).limit(1)).first()
 
 
+def skipped_by_last_sync(*, session: Session, name: str, limit: int = 3) -> list[str]:
+    """What the last reading sync of each repository said when it skipped a component named
+    ``name`` (its problems name it ``(component 'x')``, ``(skill 'x')``, …): why a name that
+    `lock` or `show` cannot find is missing. One query; at most ``limit`` lines."""
+    o = SyncOperation
+    rank = sa.func.row_number().over(partition_by=o.repository_id, order_by=o.created_at.desc())
+    latest = (sa.select(o.error_message, rank.label("rank"))
+              .where(o.operation == SyncOperationType.PULL_UPSTREAM, o.status != SyncOperationStatus.IN_PROGRESS,
+                     o.message.is_distinct_from(NO_OP_MESSAGE), o.repository_id.is_not(None))
+              .subquery())
+    wanted = f" {name!r})"
+    found: list[str] = []
+    for text in session.scalars(sa.select(latest.c.error_message).where(
+            latest.c.rank == 1, latest.c.error_message.contains(wanted), latest.c.error_message.contains("skipped"))):
+        found += [line for line in (text or "").splitlines() if wanted in line and "skipped" in line]
+    return found[:limit]
+
+
 def finish_sync_failure(*, session: Session, repository_id: uuid.UUID, operation_id: uuid.UUID | None,
                         error: str, backoff_seconds: int, interrupted: bool = False) -> None:
     """Record a failure; the checkpoint (synced_refs, last_sync) does not advance.

@@ -311,6 +311,14 @@ def test_a_file_name_the_checksum_cannot_carry_is_reported_by_sync(lib: Library,
     with pytest.raises(AgentForgeError) as info:
         _lock("okc", tmp_path / "other-lock.yaml")
     assert info.value.exit_code == 2 and "okc" in info.value.message
+    # ...and says why it is not there (it used to say only NOT_FOUND), as `show` does.
+    assert "the last sync skipped it" in info.value.message and shown in info.value.message, info.value.message
+    from tests.cli.helpers import cli
+
+    res = cli("--json", "show", "okc")
+    assert res.code == 2 and "the last sync skipped it" in res.json()["error"]["message"], res.out
+    res = cli("--json", "show", "nothing-at-all")
+    assert res.code == 2 and "skipped" not in res.json()["error"]["message"], res.out
 
 
 @pytest.mark.parametrize(("folder", "shown"), [("tools/caf\udce9", "tools/caf\\xe9/component.yaml"),
