@@ -1639,11 +1639,10 @@ class RepositoryMirror:
             below: list[tuple[str, str, str]] = []
             for root, prefix, tid in level:
                 for name, (mode, object_id) in self._trees[tid].items():
-                    if not name.isascii() or "\\" in name or "\n" in name or "\r" in name:
-                        why = unsupported_name(name)
-                        if why:
-                            odd[root].append((prefix + name, why))
-                            continue  # what is below it is refused with it
+                    why = unsupported_name(name)
+                    if why:
+                        odd[root].append((prefix + name, why))
+                        continue  # what is below it is refused with it
                     if mode == MODE_SYMLINK:
                         found[root].append(prefix + name)
                     elif mode == MODE_TREE:

@@ -140,15 +140,15 @@ def component_versions(*, session: Session, name: str, repository: str | None = 
         stmt = stmt.where(r.name == repository)
     found = session.execute(stmt).all()
     if not found:
-        from models.repositories import skipped_by_last_sync
+        from models.repositories import why_missing
 
         similar = session.scalars(sa.select(c.name).distinct().where(c.name.ilike(f"%{name[:20]}%")).limit(5)).all()
-        skipped = skipped_by_last_sync(session=session, name=name)
+        because, skipped_hint = why_missing(session=session, name=name)
         raise NotFound(f"no component named {name!r}" + (f" in repository {repository!r}" if repository else "")
-                       + (f"; the last sync skipped it: {skipped[0]}" if skipped else ""),
-                       hint=("Did you mean: " + ", ".join(similar)) if similar and not skipped else
-                       "Fix it upstream, then `agentforge sync`." if skipped else
-                       "`agentforge ls` lists what is synced; `agentforge sync` fetches new releases.")
+                       + because,
+                       hint=skipped_hint or (("Did you mean: " + ", ".join(similar)) if similar else
+                                             "`agentforge ls` lists what is synced; `agentforge sync` fetches new "
+                                             "releases."))
     ledger: dict[tuple[Any, str], tuple[str, str | None]] = {}
     held_rows = [row for row, _repo, is_held, _rel in found if is_held]
     if held_rows:  # which commit each moved tag points at now (one query, only when something is held)

@@ -416,6 +416,15 @@ def last_reading_operation(*, session: Session, repository_id: uuid.UUID) -> Syn
         SyncOperation.message.is_distinct_from(NO_OP_MESSAGE)).order_by(SyncOperation.created_at.desc()).limit(1)).first()
 
 
+def why_missing(*, session: Session, name: str) -> tuple[str, str | None]:
+    """For a "no component named NAME" error: (a suffix for its message, its hint), saying that the
+    last sync skipped NAME and why; ("", None) when no sync did (the caller keeps its own hint)."""
+    skipped = skipped_by_last_sync(session=session, name=name)
+    if not skipped:
+        return "", None
+    return f"; the last sync skipped it: {skipped[0]}", "Fix it upstream, then `agentforge sync`."
+
+
 def skipped_by_last_sync(*, session: Session, name: str, limit: int = 3) -> list[str]:
     """What the last reading sync of each repository said when it skipped a component named
     ``name`` (its problems name it ``(component 'x')``, ``(skill 'x')``, …): why a name that

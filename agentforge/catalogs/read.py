@@ -210,11 +210,10 @@ def _list(mirror: CatalogMirror, commit: str) -> _Listing:
     root, entries = mirror.list_tree(commit)
     tree_ids: dict[str, str] = {"": root}
     for entry in entries:
-        if not entry.path.isascii() or "\\" in entry.path or "\n" in entry.path or "\r" in entry.path:
-            why = unsupported_name(entry.path)
-            if why:
-                unsupported[entry.path] = why
-                continue
+        why = unsupported_name(entry.path)
+        if why:
+            unsupported[entry.path] = why
+            continue
         if entry.kind == "tree":
             tree_ids[entry.path] = entry.sha
             continue

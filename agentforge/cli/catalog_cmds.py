@@ -18,6 +18,15 @@ def _semver_sorted(versions: list[str]) -> list[str]:
     return sorted(versions, key=sort_key, reverse=True)
 
 
+def _check_kind(kind: str | None, example: str) -> None:
+    """``--type`` of `ls` and `show`: tool, prompt or agent (any case)."""
+    if kind and kind.lower() not in ("tool", "prompt", "agent"):
+        from agentforge.errors import AgentForgeError
+
+        raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
+                              hint=f"For example `{example}`.")
+
+
 def ls(
     kind: str | None = typer.Option(None, "--type", help="tool | prompt | agent"),
     repo: str | None = typer.Option(None, "--repo", help="Only this repository"),
@@ -26,11 +35,7 @@ def ls(
     from agentforge.db import session_scope
     from models.catalog import catalog
 
-    if kind and kind.lower() not in ("tool", "prompt", "agent"):
-        from agentforge.errors import AgentForgeError
-
-        raise AgentForgeError(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
-                              hint="For example `agentforge ls --type tool`.")
+    _check_kind(kind, "agentforge ls --type tool")
     with session_scope(engine()) as session:
         lines = catalog(session=session, kind=kind, repository=repo)
         if repo and not lines:
@@ -178,9 +183,7 @@ def show(ref: str = typer.Argument(..., help="COMPONENT[@VERSION] or REPO/COMPON
     if repo is not None and not repo.strip():
         raise NotFound(f"{ref!r}: no repository name before '/'", code="COMPONENT_INVALID",
                        hint=f"Write REPO/{name} (`agentforge repo ls` lists them), or just {name}.")
-    if kind is not None and kind.lower() not in ("tool", "prompt", "agent"):
-        raise NotFound(f"--type {kind!r} is not one of tool, prompt, agent", code="TYPE_INVALID",
-                       hint="Use --type tool, --type prompt or --type agent.")
+    _check_kind(kind, f"agentforge show {ref} --type tool")
     with session_scope(engine()) as session:
         rows = component_versions(session=session, name=name, repository=repo)
     if kind is not None:

@@ -120,12 +120,10 @@ def ensure_root_known(root_text: str, *, settings: Settings | None = None) -> Ro
                 query = query.join(Repository, Repository.id == Component.repository_id).where(
                     sa.or_(Repository.name == spec.repository, Repository.url.like(f"%{spec.repository}")))
             if session.scalar(query) is None:
-                skipped = repos_q.skipped_by_last_sync(session=session, name=spec.name)
-                raise NotFound(f"no component or composition named {spec.label!r} in the synced data"
-                               + (f"; the last sync skipped it: {skipped[0]}" if skipped else ""),
-                               hint="Fix it upstream, then `agentforge sync`." if skipped else
-                                    "`agentforge ls` lists components, `agentforge compose ls` compositions; "
-                                    "`agentforge sync` fetches new releases.")
+                because, hint = repos_q.why_missing(session=session, name=spec.name)
+                raise NotFound(f"no component or composition named {spec.label!r} in the synced data{because}",
+                               hint=hint or "`agentforge ls` lists components, `agentforge compose ls` "
+                                            "compositions; `agentforge sync` fetches new releases.")
     return spec
 
 
@@ -412,11 +410,9 @@ def _root_context(spec: RootSpec, index: PostgresCandidateIndex, *, include_dev:
     else:
         holders = index._repos_with_component(spec.name)
         if not holders:
-            skipped = repos_q.skipped_by_last_sync(session=index.session, name=spec.name)
-            raise NotFound(f"no component named {spec.name!r} in the synced repositories"
-                           + (f"; the last sync skipped it: {skipped[0]}" if skipped else ""),
-                           hint="Fix it upstream, then `agentforge sync`." if skipped else
-                                "`agentforge ls` lists components; `agentforge sync` fetches new releases.")
+            because, hint = repos_q.why_missing(session=index.session, name=spec.name)
+            raise NotFound(f"no component named {spec.name!r} in the synced repositories{because}",
+                           hint=hint or "`agentforge ls` lists components; `agentforge sync` fetches new releases.")
         if len(holders) > 1:
             raise ResolutionError(
                 f"{spec.name!r} exists in several repositories: {', '.join(sorted(h.name for h in holders))}",
